@@ -1,0 +1,17 @@
+"""Doctest set-up for the tutorials: every page starts from a fresh, seeded Pyro state."""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pyro  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pyro_state(doctest_namespace):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    pyro.enable_validation(True)
+    yield
+    pyro.clear_param_store()

@@ -1,0 +1,263 @@
+r"""The deterministic autoencoder of the lecture, trainable by the same SVI loop.
+
+An encoder maps an example to a *code* and a decoder maps the code back:
+
+.. math::
+    \mathrm{Enc}: \mathcal{X} \to \mathcal{H}, \qquad \mathrm{Dec}: \mathcal{H} \to \mathcal{X},
+    \qquad \mathrm{Enc}, \mathrm{Dec} = \arg\min \sum_n
+    \lVert x_n - \mathrm{Dec}(\mathrm{Enc}(x_n)) \rVert^2 .
+
+With ``hidden=()`` and ``activation="sigmoid"`` it is the single-layer case
+:math:`h = \sigma(W x + b)`, :math:`\hat x = W' h + b'`.
+
+**Pyro form.** ``model(x)`` adds ``pyro.factor("x", -||x - Dec(Enc(x))||^2)`` per example
+inside ``pyro.plate("data", N)``: an (improper) density :math:`\exp(-\lVert x - \hat x
+\rVert^2)` with no latent variable; ``guide(x)`` only registers the parameters. So
+``Trace_ELBO``'s loss is *exactly* the sum over the batch of the squared errors, and
+:func:`pvae.train.fit` trains it like any model/guide pair. There is no distribution over
+codes, which is why an autoencoder is not a generative model: :meth:`Autoencoder.sample`
+decodes codes drawn from an arbitrary distribution and mostly gives junk, unlike
+:meth:`pvae.models.vae.VAE.sample`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pyro
+import torch
+
+from pvae.models.likelihoods import Likelihood, _in_range
+from pvae.models.vae import ELBOTerms, _check_dim, _PyroModule, _x_shape
+from pvae.nn import ACTIVATIONS, MLP, _int_tuple
+
+__all__ = ["Autoencoder"]
+
+
+class _FiniteData(Likelihood):
+    """Support check only: finite real data."""
+
+    name = "squared_error"
+
+    def check(self, x: torch.Tensor) -> None:
+        if x.numel() and not _in_range(x, -math.inf, math.inf):
+            self._fail(x, torch.isfinite(x), "the finite reals", "Remove or impute those values.")
+
+
+class Autoencoder(_PyroModule):
+    r"""Deterministic autoencoder trained on the squared reconstruction error.
+
+    Parameters
+    ----------
+    x_dim : int or tuple of int
+        Features per example, or an image shape (flattened by the MLPs).
+    code_dim : int
+        Size of the code :math:`h` (>= 1); also readable as :attr:`z_dim`.
+    hidden : sequence of int
+        Hidden widths of the encoder (decoder: reversed). ``()``: single layer each way.
+    activation : str
+        Activation of the hidden layers *and of the code* (``"sigmoid"``: the lecture's
+        :math:`h = \sigma(Wx + b)`).
+    output_activation : str, optional
+        Activation of the reconstruction (``None``: affine; ``"sigmoid"`` bounds it in (0, 1)).
+    validate : bool
+        Check that data are finite on every call (shape, dtype, device: always).
+    device : str or torch.device, optional
+        Where to put the parameters.
+    custom : bool
+        Always False (accepted so that ``Autoencoder(**ae.config)`` works).
+
+    Attributes
+    ----------
+    objective : str
+        ``"squared_error"``: training reports a loss, not an ELBO.
+    config : dict
+        JSON-serialisable constructor arguments (``config["custom"]`` is always False).
+    beta : float
+        Accepted for interface compatibility with the VAE (KL annealing sets it); there is
+        no KL term, so it has no effect.
+
+    Examples
+    --------
+    >>> ae = Autoencoder(x_dim=4, code_dim=2)
+    >>> x = torch.rand(3, 4)
+    >>> lin = ae.encoder.linears[0]
+    >>> torch.allclose(ae.encode(x), torch.sigmoid(x @ lin.weight.T + lin.bias))
+    True
+    >>> loss = pyro.infer.Trace_ELBO().loss(ae.model, ae.guide, x)
+    >>> abs(loss - ae.reconstruction_error(x).sum().item()) < 1e-5
+    True
+    """
+
+    objective = "squared_error"
+
+    def __init__(
+        self,
+        x_dim: int | Sequence[int],
+        code_dim: int,
+        hidden: Sequence[int] = (),
+        activation: str = "sigmoid",
+        *,
+        output_activation: str | None = None,
+        validate: bool = True,
+        device: str | torch.device | None = None,
+        custom: bool = False,
+    ) -> None:
+        super().__init__()
+        if custom:
+            raise ValueError("`custom` must be False: an Autoencoder has no user-supplied parts.")
+        self._new_name()
+        self.x_shape = _x_shape(x_dim)
+        self.x_dim = x_dim if isinstance(x_dim, int) else self.x_shape
+        self.code_dim = _check_dim(code_dim, "code_dim")
+        hidden = _int_tuple(hidden, "hidden")
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"`activation` must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
+            )
+        features = self.num_features = int(torch.Size(self.x_shape).numel())
+        self.activation = activation
+        self.encoder = MLP(features, code_dim, hidden, activation, activation)
+        self.decoder = MLP(code_dim, features, hidden[::-1], activation, output_activation)
+        self.likelihood = _FiniteData(self.x_shape)
+        self.validate = bool(validate)
+        self.beta = 1.0
+        self.config: dict[str, Any] = {
+            "x_dim": self.x_dim if isinstance(self.x_dim, int) else list(self.x_shape),
+            "code_dim": self.code_dim,
+            "hidden": list(hidden),
+            "activation": activation,
+            "output_activation": output_activation,
+            "validate": self.validate,
+            "custom": False,
+        }
+        if device is not None:
+            self.to(device)
+
+    @property
+    def z_dim(self) -> int:
+        """Alias of :attr:`code_dim`."""
+        return self.code_dim
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x.reshape(x.shape[0], -1))
+
+    def _decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(h).reshape(h.shape[0], *self.x_shape)
+
+    def _error(self, x: torch.Tensor) -> torch.Tensor:
+        diff = x - self._decode(self._encode(x))
+        return diff.square().reshape(x.shape[0], -1).sum(-1)
+
+    def model(self, x: torch.Tensor) -> None:
+        r"""``pyro.factor("x", -||x - Dec(Enc(x))||^2)`` under ``pyro.plate("data", N)``.
+
+        Examples
+        --------
+        >>> ae = Autoencoder(2, 1)
+        >>> tr = pyro.poutine.trace(ae.model).get_trace(torch.ones(3, 2))
+        >>> tr.nodes["x"]["fn"].batch_shape
+        torch.Size([3])
+        """
+        x = self._check_x(x)
+        pyro.module(self._pyro_name, self)
+        with pyro.plate("data", x.shape[0], device=x.device):
+            pyro.factor("x", -self._error(x))
+
+    def guide(self, x: torch.Tensor) -> None:
+        """Registers the parameters; there is no latent variable to sample.
+
+        Examples
+        --------
+        >>> ae = Autoencoder(2, 1)
+        >>> ae.guide(torch.ones(3, 2))
+        """
+        self._check_x(x)
+        pyro.module(self._pyro_name, self)
+
+    def elbo_terms(self, x: torch.Tensor) -> ELBOTerms:
+        r"""``reconstruction = -||x - Dec(Enc(x))||^2`` per example and ``kl = 0``.
+
+        The same quantity ``model``/``guide`` give ``Trace_ELBO`` (the loss is
+        ``-(reconstruction - beta * kl).sum()``, the summed squared error), so a training
+        loop's analytic fast path works unchanged.
+
+        Examples
+        --------
+        >>> t = Autoencoder(2, 1).elbo_terms(torch.ones(3, 2))
+        >>> t.reconstruction.shape, t.kl.tolist()
+        (torch.Size([3]), [0.0, 0.0, 0.0])
+        """
+        err = self._error(self._check_x(x))
+        return ELBOTerms(-err, torch.zeros_like(err))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code ``Enc(x)``, shape ``[N, code_dim]``.
+
+        Examples
+        --------
+        >>> Autoencoder(4, 2).encode(torch.zeros(3, 4)).shape
+        torch.Size([3, 2])
+        """
+        return self._encode(self._check_x(x))
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """The reconstruction ``Dec(h)``, shape ``[N, *x_shape]``.
+
+        Examples
+        --------
+        >>> Autoencoder((2, 2), 3).decode(torch.zeros(5, 3)).shape
+        torch.Size([5, 2, 2])
+        """
+        if not isinstance(h, torch.Tensor) or h.dim() != 2 or h.shape[1] != self.code_dim:
+            shape = list(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+            raise ValueError(f"`h` must have shape [N, {self.code_dim}], got {shape}.")
+        return self._decode(h)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """``Dec(Enc(x))`` without gradients.
+
+        Examples
+        --------
+        >>> Autoencoder(4, 2).reconstruct(torch.zeros(3, 4)).shape
+        torch.Size([3, 4])
+        """
+        return self._decode(self.encode(x))
+
+    def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Per-example squared error :math:`\lVert x - \mathrm{Dec}(\mathrm{Enc}(x))\rVert^2`.
+
+        Examples
+        --------
+        >>> Autoencoder(4, 2).reconstruction_error(torch.zeros(3, 4)).shape
+        torch.Size([3])
+        """
+        return self._error(self._check_x(x))
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        r"""Decode ``n`` random codes, to show that an autoencoder is *not* generative.
+
+        The codes are drawn uniformly from the code activation's range,
+        :math:`U(0, 1)^k` for ``"sigmoid"`` and :math:`U(-1, 1)^k` for ``"tanh"``, and from
+        :math:`\mathcal{N}(0, I)` otherwise. Nothing in training made these codes meaningful,
+        so the decoded examples rarely look like data (compare a VAE's samples).
+
+        Examples
+        --------
+        >>> Autoencoder((8, 8), 2).sample(4).shape
+        torch.Size([4, 8, 8])
+        """
+        n = _check_dim(n, "n")
+        param = next(self.parameters())
+        shape, kw = (n, self.code_dim), {"device": param.device, "dtype": param.dtype}
+        if self.activation == "sigmoid":
+            h = torch.rand(shape, **kw)
+        elif self.activation == "tanh":
+            h = 2 * torch.rand(shape, **kw) - 1
+        else:
+            h = torch.randn(shape, **kw)
+        return self._decode(h)
