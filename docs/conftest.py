@@ -6,6 +6,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pyro  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# Tiny tensors run fastest on one thread; two threads on two busy cores thrash.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,9 @@ import pyro  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# Tiny tensors run fastest on one thread; two threads on two busy cores thrash.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_pyro_state():

@@ -1,0 +1,882 @@
+r"""The ELBO identity, and variational answers checked against exact ones.
+
+For any guide :math:`q(z|x)` the log evidence splits into the evidence lower bound and the
+KL divergence from :math:`q` to the true posterior,
+
+.. math::
+
+    \log p(x) = \underbrace{\mathbb{E}_{q(z|x)}[\log p(x, z) - \log q(z|x)]}_{\mathrm{ELBO}(q)}
+    + \mathrm{KL}(q(z|x) \,\|\, p(z|x)),
+
+and the ELBO itself splits into the lecture's two terms,
+
+.. math::
+
+    \mathrm{ELBO}(q) = \underbrace{\mathbb{E}_{q(z|x)}[\log p(x|z)]}_{\text{reconstruction}}
+    - \mathrm{KL}(q(z|x) \,\|\, p(z)).
+
+:func:`elbo_decomposition` computes every term: exactly, by summing over the guide's support,
+when all latents are discrete; by Monte Carlo (with standard errors) otherwise.
+:func:`compare` puts an exact posterior and a guide side by side.
+
+References
+----------
+1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
+2. Blei, D. M., Kucukelbir, A. and McAuliffe, J. D. (2017). Variational Inference: A Review
+   for Statisticians. JASA 112(518).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.poutine.util import prune_subsample_sites
+
+from pvae.divergence import kl_divergence, total_variation
+from pvae.guides import (
+    _latents,
+    _max_plate_nesting,
+    enumerate_guide,
+)
+
+__all__ = [
+    "AmortizationGap",
+    "Comparison",
+    "ELBODecomposition",
+    "amortization_gap",
+    "compare",
+    "elbo_decomposition",
+    "vae_amortization_gap",
+]
+
+
+@dataclass(frozen=True)
+class ELBODecomposition:
+    r"""The terms of :math:`\log p(x) = \mathrm{ELBO} + \mathrm{KL}(q \,\|\, p(z|x))`, in nats.
+
+    Attributes
+    ----------
+    log_evidence : float or None
+        :math:`\log p(x)`; ``None`` when it could not be computed (see ``evidence_method``).
+    elbo : float
+        :math:`\mathbb{E}_q[\log p(x, z) - \log q(z|x)]` (positive sense: higher is better).
+    kl : float or None
+        :math:`\mathrm{KL}(q(z|x) \,\|\, p(z|x)) = \log p(x) - \mathrm{ELBO}`.
+    reconstruction : float
+        :math:`\mathbb{E}_q[\log p(x|z)]`: the expected log-probability of the model's
+        *observed* sites.
+    kl_prior : float
+        :math:`\mathrm{KL}(q(z|x) \,\|\, p(z)) = \mathbb{E}_q[\log q(z|x) - \log p(z)]`, with
+        :math:`p(z)` the product of the model's *latent* sites' log-probabilities.
+    elbo_se, reconstruction_se, kl_prior_se : float
+        Monte Carlo standard errors (0.0 when exact). ``kl`` has the same standard error as
+        ``elbo`` when ``log_evidence`` is exact.
+    method : str
+        ``"enumeration"`` (exact sums over the guide's support) or ``"monte_carlo"``.
+    evidence_method : str
+        ``"enumeration"``, ``"given"``, ``"analytic"`` (the model's ``log_evidence`` attribute),
+        ``"quadrature"`` or ``"unavailable"``.
+    num_particles : int
+        Guide samples of the Monte Carlo estimate (0 when exact).
+
+    Examples
+    --------
+    >>> d = ELBODecomposition(-1.0, -1.5, 0.5, -1.2, 0.3)
+    >>> d.reconstruction - d.kl_prior == d.elbo
+    True
+    """
+
+    log_evidence: float | None
+    elbo: float
+    kl: float | None
+    reconstruction: float
+    kl_prior: float
+    elbo_se: float = 0.0
+    reconstruction_se: float = 0.0
+    kl_prior_se: float = 0.0
+    method: str = "enumeration"
+    evidence_method: str = "given"
+    num_particles: int = 0
+
+    def __str__(self) -> str:
+        def fmt(v, se=0.0):
+            if v is None:
+                return "unavailable"
+            return f"{v: .6f}" + (f" ± {se:.2g}" if se else "")
+
+        rows = [
+            ("log p(x)", fmt(self.log_evidence), self.evidence_method),
+            ("ELBO", fmt(self.elbo, self.elbo_se), self.method),
+            ("KL(q || p(z|x))", fmt(self.kl, self.elbo_se if self.kl is not None else 0), ""),
+            ("E_q[log p(x|z)]", fmt(self.reconstruction, self.reconstruction_se), ""),
+            ("KL(q || p(z))", fmt(self.kl_prior, self.kl_prior_se), ""),
+        ]
+        return "\n".join(f"{a:<17} {b:<24} {c}".rstrip() for a, b, c in rows)
+
+
+def _reduce(lp: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Sum a log-prob over its plate dims, keeping the particle dim at ``-1 - m``."""
+    lp = lp.to(torch.float64)
+    while lp.dim() < m + 1:
+        lp = lp.unsqueeze(0)
+    out = lp.reshape(lp.shape[: lp.dim() - m] + (-1,)).sum(-1)
+    return out.expand(n) if out.shape == (1,) else out.reshape(n)
+
+
+def _vectorize(fn: Callable, n: int, m: int, name: str) -> Callable:
+    def vectorized(*args, **kwargs):
+        with pyro.plate(name, n, dim=-1 - m):
+            return fn(*args, **kwargs)
+
+    return vectorized
+
+
+def _split(model_trace, guide_trace, n, m) -> tuple[torch.Tensor, ...]:
+    zero = torch.zeros(n, dtype=torch.float64)
+    log_q, log_prior, log_lik = zero, zero, zero
+    for tr, is_guide in ((guide_trace, True), (model_trace, False)):
+        for site in tr.nodes.values():
+            if site["type"] != "sample":
+                continue
+            lp = _reduce(site["log_prob"] * site["scale"], n, m)
+            if is_guide:
+                log_q = log_q + lp
+            elif site["is_observed"]:
+                log_lik = log_lik + lp
+            else:
+                log_prior = log_prior + lp
+    return log_q, log_prior, log_lik
+
+
+def _particles(model, guide, args, kwargs, n: int, m: int) -> tuple[torch.Tensor, ...]:
+    """Per-particle log q(z), log p(z), log p(x|z) for ``n`` guide samples (float64 [n])."""
+    with torch.no_grad(), poutine.block():
+        try:
+            guide_trace = poutine.trace(_vectorize(guide, n, m, "_particles")).get_trace(
+                *args, **kwargs
+            )
+            model_trace = poutine.trace(
+                poutine.replay(_vectorize(model, n, m, "_particles"), trace=guide_trace)
+            ).get_trace(*args, **kwargs)
+            for tr in (guide_trace, model_trace):
+                tr.compute_log_prob()
+            return _split(
+                prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace), n, m
+            )
+        except (RuntimeError, ValueError, IndexError, TypeError):
+            rows = []
+            for _ in range(n):
+                guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+                    *args, **kwargs
+                )
+                for tr in (guide_trace, model_trace):
+                    tr.compute_log_prob()
+                rows.append(_split(*map(prune_subsample_sites, (model_trace, guide_trace)), 1, m))
+            return tuple(torch.cat(col) for col in zip(*rows, strict=True))
+
+
+def _mean_se(x: torch.Tensor) -> tuple[float, float]:
+    return float(x.mean()), float(x.std() / math.sqrt(len(x))) if len(x) > 1 else 0.0
+
+
+def _quadrature(model, guide, args, kwargs, m: int) -> float | None:
+    r""":math:`\log \int p(x, z)\,dz` on a grid, for at most two scalar latent dimensions.
+
+    The latents are mapped to the real line (``biject_to(support)``, Jacobian included), a
+    coarse grid around the guide's samples is widened until the log joint is 40 nats below its
+    peak at the edges, and a fine grid around the resulting posterior is integrated with
+    Simpson's rule.
+    """
+    from scipy.integrate import simpson
+    from torch.distributions import biject_to
+
+    with torch.no_grad(), poutine.block():
+        guide_trace = poutine.trace(_vectorize(guide, 256, m, "_grid")).get_trace(*args, **kwargs)
+        trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        trace = prune_subsample_sites(trace)
+    specs = []
+    for name in _latents(trace):
+        fn = trace.nodes[name]["fn"]
+        if fn.has_enumerate_support or fn.batch_shape.numel() != 1 or fn.event_shape.numel() > 2:
+            return None
+        specs.append((name, biject_to(fn.support), fn.event_shape))
+    dims = sum(max(1, s[2].numel()) for s in specs)
+    if not specs or dims > 2:
+        return None
+    u = torch.cat(
+        [
+            t.inv(guide_trace.nodes[s]["value"]).reshape(256, -1).to(torch.float64)
+            for s, t, _ in specs
+        ],
+        -1,
+    )
+
+    def log_joint(points: torch.Tensor) -> torch.Tensor:
+        g, data, logdet, i = len(points), {}, torch.zeros(len(points), dtype=torch.float64), 0
+        for name, t, event in specs:
+            k = max(1, event.numel())
+            pts = points[:, i : i + k].reshape((g,) + (1,) * m + tuple(event))
+            z = t(pts)
+            jac = t.log_abs_det_jacobian(pts, z)
+            logdet = logdet + jac.reshape(g, -1).sum(-1)
+            data[name], i = z, i + k
+        with torch.no_grad(), poutine.block():
+            tr = poutine.trace(
+                poutine.condition(_vectorize(model, g, m, "_grid"), data)
+            ).get_trace(*args, **kwargs)
+            tr.compute_log_prob()
+        lp = sum(
+            _reduce(s["log_prob"] * s["scale"], g, m)
+            for s in tr.nodes.values()
+            if s["type"] == "sample"
+        )
+        return torch.nan_to_num(lp + logdet, nan=-math.inf)
+
+    def grid(center, half, size):
+        axes = [
+            torch.linspace(c - h, c + h, size, dtype=torch.float64)
+            for c, h in zip(center, half, strict=True)
+        ]
+        mesh = torch.meshgrid(*axes, indexing="ij")
+        pts = torch.stack([a.reshape(-1) for a in mesh], -1)
+        return axes, log_joint(pts).reshape(mesh[0].shape)
+
+    center, half = u.mean(0), 10 * u.std(0).clamp(min=1e-2)
+    for size in (201 if dims == 1 else 61, 4001 if dims == 1 else 301):
+        for _ in range(12):
+            axes, lp = grid(center, half, size)
+            top = lp.max()
+            if not torch.isfinite(top):
+                half = half * 2
+                continue
+            edge = max(float(lp.select(d, j).max()) for d in range(dims) for j in (0, -1))
+            if edge < float(top) - 40:
+                break
+            half = half * 2
+        w = (lp - top).exp()
+        w = w / w.sum()
+        means = [
+            float((w * a.reshape([-1 if j == d else 1 for j in range(dims)])).sum())
+            for d, a in enumerate(axes)
+        ]
+        sds = [
+            float((w * (a.reshape([-1 if j == d else 1 for j in range(dims)]) - mu) ** 2).sum())
+            ** 0.5
+            for d, (a, mu) in enumerate(zip(axes, means, strict=True))
+        ]
+        spacing = [float(a[1] - a[0]) for a in axes]
+        center = torch.tensor(means, dtype=torch.float64)
+        half = 12 * torch.tensor([max(s, h) for s, h in zip(sds, spacing, strict=True)])
+    integrand = (lp - top).exp().numpy()
+    for d in reversed(range(dims)):
+        integrand = simpson(integrand, x=axes[d].numpy(), axis=d)
+    return float(top) + math.log(float(integrand))
+
+
+def _is_discrete(model, guide, args, kwargs) -> bool:
+    with torch.no_grad(), poutine.block():
+        guide_trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
+    latents = _latents(guide_trace)
+    return bool(latents) and all(guide_trace.nodes[s]["fn"].has_enumerate_support for s in latents)
+
+
+def elbo_decomposition(
+    model: Callable,
+    guide: Callable,
+    *args: Any,
+    log_evidence: float | None = None,
+    num_particles: int = 1000,
+    method: str = "auto",
+    **kwargs: Any,
+) -> ELBODecomposition:
+    r"""Split :math:`\log p(x)` into the ELBO and the KL gap, and the ELBO into its two terms.
+
+    .. math::
+
+        \log p(x) = \mathrm{ELBO}(q) + \mathrm{KL}(q(z|x) \,\|\, p(z|x)), \qquad
+        \mathrm{ELBO}(q) = \mathbb{E}_q[\log p(x|z)] - \mathrm{KL}(q(z|x) \,\|\, p(z))
+
+    *Exact* (``method="enumeration"``, chosen automatically when every guide latent has finite
+    support): expectations are sums over the guide's support (:func:`pvae.guides.enumerate_guide`)
+    and :math:`\log p(x)` comes from :func:`pvae.exact.enumerate_posterior`; the KL is then
+    :math:`\mathbb{E}_q[\log q(z) - \log p(z|x)]` with
+    :math:`\log p(z|x) = \log p(x,z) - \log p(x)`, and the identity holds to rounding error.
+
+    *Monte Carlo* (continuous latents): ``num_particles`` guide samples give the ELBO and both
+    terms with standard errors. :math:`\log p(x)` is ``log_evidence`` when given; else the
+    model's own ``log_evidence`` attribute (a float, or a callable taking the model's
+    arguments, as conjugate toy models carry); else numerical quadrature when the latents have
+    at most two scalar dimensions; else unavailable (``None``).
+
+    "Reconstruction" is the expected log-probability of the model's observed sites and the
+    prior :math:`p(z)` is the product of its latent sites, so hierarchical priors are included.
+
+    Parameters
+    ----------
+    model, guide : callable
+        A Pyro model and a guide that samples exactly the model's latent sites.
+    *args, **kwargs
+        Passed to both (the data).
+    log_evidence : float, optional
+        Known :math:`\log p(x)`, e.g. from a conjugate formula.
+    num_particles : int
+        Guide samples for the Monte Carlo estimate.
+    method : {"auto", "enumeration", "monte_carlo"}
+
+    Returns
+    -------
+    ELBODecomposition
+
+    Raises
+    ------
+    ValueError
+        When the guide misses model latents, or ``method="enumeration"`` meets a continuous
+        latent.
+
+    Examples
+    --------
+    >>> import pyro.distributions as dist
+    >>> def model():
+    ...     z = pyro.sample("z", dist.Bernoulli(0.3))
+    ...     pyro.sample("x", dist.Bernoulli(0.9 * z + 0.2 * (1 - z)), obs=torch.tensor(1.0))
+    >>> def guide():
+    ...     pyro.sample("z", dist.Bernoulli(0.5))
+    >>> d = elbo_decomposition(model, guide, log_evidence=math.log(0.3 * 0.9 + 0.7 * 0.2))
+    >>> round(d.log_evidence - d.elbo - d.kl, 9)
+    0.0
+    >>> round(d.reconstruction - d.kl_prior - d.elbo, 9), round(d.kl, 4)
+    (0.0, 0.053)
+    """
+    if method not in ("auto", "enumeration", "monte_carlo"):
+        raise ValueError(
+            f"`method` must be 'auto', 'enumeration' or 'monte_carlo', got {method!r}."
+        )
+    if num_particles < 2 and method != "enumeration":
+        raise ValueError(f"`num_particles` must be at least 2, got {num_particles}.")
+    discrete = _is_discrete(model, guide, args, kwargs)
+    if method == "enumeration" and not discrete:
+        raise ValueError(
+            "`method='enumeration'` needs every guide latent to have finite support. Use "
+            "`method='monte_carlo'` for continuous latents."
+        )
+    if discrete and method != "monte_carlo":
+        e = enumerate_guide(model, guide, *args, **kwargs)
+        reconstruction = e.expectation(e.likelihood_terms)
+        kl_prior = e.expectation(e.guide_terms) - e.expectation(e.prior_terms)
+        elbo = reconstruction - kl_prior
+        evidence_method = "given"
+        if log_evidence is None:
+            from pvae.exact import enumerate_posterior
+
+            log_evidence = float(enumerate_posterior(model, *args, **kwargs).log_evidence)
+            evidence_method = "enumeration"
+        kl = float(log_evidence) - elbo
+        return ELBODecomposition(
+            float(log_evidence), elbo, kl, reconstruction, kl_prior, method="enumeration",
+            evidence_method=evidence_method,
+        )  # fmt: skip
+    m = _max_plate_nesting(model, guide, *args, **kwargs)
+    log_q, log_prior, log_lik = _particles(model, guide, args, kwargs, num_particles, m)
+    elbo, elbo_se = _mean_se(log_lik + log_prior - log_q)
+    reconstruction, reconstruction_se = _mean_se(log_lik)
+    kl_prior, kl_prior_se = _mean_se(log_q - log_prior)
+    evidence_method = "given"
+    if log_evidence is None and getattr(model, "log_evidence", None) is not None:
+        attr = model.log_evidence
+        log_evidence = attr(*args, **kwargs) if callable(attr) else attr
+        evidence_method = "analytic"
+    if log_evidence is None and discrete:
+        from pvae.exact import enumerate_posterior
+
+        log_evidence = enumerate_posterior(model, *args, **kwargs).log_evidence
+        evidence_method = "enumeration"
+    if log_evidence is None:
+        log_evidence = _quadrature(model, guide, args, kwargs, m)
+        evidence_method = "quadrature" if log_evidence is not None else "unavailable"
+    if log_evidence is not None:
+        log_evidence = float(log_evidence)
+    return ELBODecomposition(
+        log_evidence,
+        elbo,
+        None if log_evidence is None else log_evidence - elbo,
+        reconstruction,
+        kl_prior,
+        elbo_se,
+        reconstruction_se,
+        kl_prior_se,
+        "monte_carlo",
+        evidence_method,
+        num_particles,
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    r"""An exact posterior and a guide side by side.
+
+    Attributes
+    ----------
+    sites : tuple of str
+        Latent sites compared, in the exact posterior's order.
+    rows : tuple of tuple
+        One row per site, datapoint and support value: ``(site, index, value, exact, approx)``,
+        ``index`` the datapoint for sites in a plate (else ``None``), ``exact`` the posterior
+        marginal :math:`p(z_i = v | x)` and ``approx`` the guide marginal :math:`q(z_i = v)`.
+    site_kl_qp, site_kl_pq, site_tv : dict of str to float
+        Per-site :math:`\mathrm{KL}(q_i \,\|\, p_i)`, :math:`\mathrm{KL}(p_i \,\|\, q_i)` between
+        marginals (summed over datapoints) and total variation (averaged over datapoints).
+    kl_qp : float or None
+        Joint :math:`\mathrm{KL}(q(z) \,\|\, p(z|x))`, equal to the ELBO gap.
+    kl_pq : float or None
+        Joint :math:`\mathrm{KL}(p(z|x) \,\|\, q(z))` over the guide's support, when the joint
+        factorizes over plate elements (``None`` otherwise).
+    log_evidence, elbo : float
+        :math:`\log p(x)` and the guide's ELBO.
+    elbo_gap : float
+        ``log_evidence - elbo``.
+
+    Examples
+    --------
+    See :func:`compare`.
+    """
+
+    sites: tuple
+    rows: tuple
+    site_kl_qp: dict
+    site_kl_pq: dict
+    site_tv: dict
+    kl_qp: float | None
+    kl_pq: float | None
+    log_evidence: float | None
+    elbo: float | None
+    elbo_gap: float | None
+
+    def bars(self) -> dict[str, list]:
+        """Data for a grouped bar chart: ``labels``, ``exact`` and ``approx``, aligned lists.
+
+        Labels read ``"site=value"``, or ``"site[n]=value"`` for datapoint ``n`` of a plate.
+        """
+        labels = [f"{s}={v:g}" if i is None else f"{s}[{i}]={v:g}" for s, i, v, _, _ in self.rows]
+        return {
+            "labels": labels,
+            "exact": [r[3] for r in self.rows],
+            "approx": [r[4] for r in self.rows],
+        }
+
+    def to_dataframe(self):
+        """The per-value rows as a pandas DataFrame (columns site, index, value, exact, approx)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.rows), columns=["site", "index", "value", "exact", "approx"])
+
+    def __str__(self) -> str:
+        lines = [f"{'site':<14} {'value':>8} {'exact':>10} {'approx':>10}"]
+        for s, i, v, p, q in self.rows:
+            name = s if i is None else f"{s}[{i}]"
+            lines.append(f"{name:<14} {v:>8g} {p:>10.6f} {q:>10.6f}")
+        lines.append("")
+        lines.append(f"{'site':<14} {'KL(q||p)':>10} {'KL(p||q)':>10} {'TV':>10}")
+        for s in self.sites:
+            lines.append(
+                f"{s:<14} {self.site_kl_qp[s]:>10.6f} {self.site_kl_pq[s]:>10.6f} "
+                f"{self.site_tv[s]:>10.6f}"
+            )
+        lines.append("")
+
+        def fmt(v):
+            return "unavailable" if v is None else f"{v:.6f}"
+
+        lines.append(f"joint KL(q || p(z|x)) = {fmt(self.kl_qp)}   (= ELBO gap)")
+        lines.append(f"joint KL(p(z|x) || q) = {fmt(self.kl_pq)}")
+        lines.append(f"log p(x) = {fmt(self.log_evidence)}   ELBO = {fmt(self.elbo)}")
+        return "\n".join(lines)
+
+
+def _joint_kl_pq(e) -> float | None:
+    """Forward KL over the guide's support, when the joint factorizes over plate elements."""
+    tables = e.joint_tables()
+    if tables is None:
+        return None
+    log_p, log_q = tables
+    enum = list(range(log_p.dim() - e.num_plate_dims))
+    log_post = log_p - torch.logsumexp(log_p, enum, keepdim=True)
+    post = log_post.exp()
+    kl = torch.where(post > 0, post * (log_post - log_q), torch.zeros((), dtype=post.dtype))
+    return float(kl.sum())
+
+
+def compare(
+    exact: Any, guide: Callable, *args: Any, model: Callable | None = None, **kwargs: Any
+) -> Comparison:
+    r"""Compare a guide with the exact posterior: marginals, KL both ways, TV, ELBO gap.
+
+    Parameters
+    ----------
+    exact : ExactPosterior or callable
+        The result of :func:`pvae.exact.enumerate_posterior`, or the model itself (then it is
+        enumerated here).
+    guide : callable
+        A guide over the same discrete latents.
+    *args, **kwargs
+        Model and guide arguments.
+    model : callable, optional
+        The model, when ``exact`` is a posterior that does not carry it (``exact.model``).
+
+    Returns
+    -------
+    Comparison
+        Printable (``print(r)``), ``r.to_dataframe()``, and ``r.bars()`` for a figure.
+
+    Raises
+    ------
+    ValueError
+        When no model is available, or the guide's latents are not discrete.
+
+    Examples
+    --------
+    >>> import pyro.distributions as dist
+    >>> def model():
+    ...     z = pyro.sample("z", dist.Bernoulli(0.3))
+    ...     pyro.sample("x", dist.Bernoulli(0.9 * z + 0.2 * (1 - z)), obs=torch.tensor(1.0))
+    >>> def guide():
+    ...     pyro.sample("z", dist.Bernoulli(0.5))
+    >>> r = compare(model, guide)
+    >>> [round(p, 4) for p in r.bars()["exact"]], r.bars()["approx"]
+    ([0.3415, 0.6585], [0.5, 0.5])
+    >>> round(r.kl_qp, 4), round(r.elbo_gap, 4)
+    (0.053, 0.053)
+    """
+    if callable(exact) and not hasattr(exact, "marginal"):
+        from pvae.exact import enumerate_posterior
+
+        model, exact = exact, enumerate_posterior(exact, *args, **kwargs)
+    model = model if model is not None else getattr(exact, "model", None)
+    if model is None:
+        raise ValueError(
+            "`compare` needs the model to score the guide, got an exact posterior without "
+            "`.model`. Pass `model=` or pass the model itself as `exact`."
+        )
+    e = enumerate_guide(model, guide, *args, **kwargs)
+    rows, kl_qp_site, kl_pq_site, tv_site = [], {}, {}, {}
+    for site in exact.sites:
+        support = torch.as_tensor(exact.support(site)).reshape(-1)
+        p = torch.as_tensor(exact.marginal(site), dtype=torch.float64)
+        values, q = e.marginal(site)
+        match = (support.to(torch.float64).unsqueeze(-1) == values.to(torch.float64)).to(q.dtype)
+        q = (q.unsqueeze(-2) * match).sum(-1)  # guide marginal on the exact support
+        q = q / q.sum(-1, keepdim=True)
+        p = p / p.sum(-1, keepdim=True)
+        kl_qp_site[site] = float(torch.as_tensor(kl_divergence(q, p)).sum())
+        kl_pq_site[site] = float(torch.as_tensor(kl_divergence(p, q)).sum())
+        tv_site[site] = float(torch.as_tensor(total_variation(p, q)).mean())
+        batch = [None] if p.dim() == 1 else range(p.shape[0])
+        for n in batch:
+            pn, qn = (p, q) if n is None else (p[n], q[n])
+            for k, v in enumerate(support.tolist()):
+                rows.append((site, n, float(v), float(pn[k]), float(qn[k])))
+    d = elbo_decomposition(model, guide, *args, log_evidence=exact.log_evidence, **kwargs)
+    return Comparison(
+        tuple(exact.sites), tuple(rows), kl_qp_site, kl_pq_site, tv_site, d.kl,
+        _joint_kl_pq(e), d.log_evidence, d.elbo, d.kl,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AmortizationGap:
+    r"""The inference gap of an amortized guide, split as in Cremer et al. (2018).
+
+    .. math::
+
+        \underbrace{\log p(x) - \mathcal{L}[q_\phi]}_{\text{total gap}}
+        = \underbrace{\log p(x) - \mathcal{L}[q^*]}_{\text{approximation gap}}
+        + \underbrace{\mathcal{L}[q^*] - \mathcal{L}[q_\phi]}_{\text{amortization gap}}
+
+    with :math:`q_\phi` the encoder's guide and :math:`q^*` the best guide of the same family
+    fitted separately to each datapoint. Sums over the dataset, in nats; the ``*_per_datapoint``
+    fields are float64 tensors ``[N]``.
+
+    Examples
+    --------
+    See :func:`amortization_gap`.
+    """
+
+    log_evidence: float
+    elbo_amortized: float
+    elbo_best: float
+    approximation_gap: float
+    amortization_gap: float
+    total_gap: float
+    log_evidence_per_datapoint: torch.Tensor
+    elbo_amortized_per_datapoint: torch.Tensor
+    elbo_best_per_datapoint: torch.Tensor
+
+    def __str__(self) -> str:
+        return "\n".join(
+            [
+                f"log p(x)                 {self.log_evidence: .6f}",
+                f"ELBO, best per datapoint {self.elbo_best: .6f}",
+                f"ELBO, amortized encoder  {self.elbo_amortized: .6f}",
+                f"approximation gap        {self.approximation_gap: .6f}",
+                f"amortization gap         {self.amortization_gap: .6f}",
+                f"total gap                {self.total_gap: .6f}",
+            ]
+        )
+
+
+def _per_datapoint_elbo(model, guide, args) -> tuple[torch.Tensor, torch.Tensor]:
+    e = enumerate_guide(model, guide, *args)
+    log_p, log_q = e.joint_tables()
+    enum = list(range(log_p.dim() - e.num_plate_dims))
+    q = log_q.exp()
+    elbo = torch.where(q > 0, q * (log_p - log_q), torch.zeros((), dtype=q.dtype)).sum(enum)
+    return torch.logsumexp(log_p, enum).reshape(-1), elbo.reshape(-1)
+
+
+def amortization_gap(
+    model: Callable | None = None,
+    x: torch.Tensor | None = None,
+    *,
+    hidden: tuple[int, ...] = (1,),
+    num_steps: int = 300,
+    lr: float = 0.05,
+    seed: int = 0,
+    best: str = "exact",
+) -> AmortizationGap:
+    r"""Approximation and amortization gaps of an encoder guide on a discrete-latent VAE.
+
+    The model has one categorical latent per datapoint in a plate, like
+    :func:`pvae.toy.toy_vae`, so :math:`\log p(x)` is exact. Two guides of the same family (a
+    categorical distribution per datapoint) are trained with :func:`pvae.guides.fit_guide`:
+
+    * amortized: :math:`q_\phi(z_n | x_n) = \mathrm{Categorical}(\mathrm{softmax}(f_\phi(x_n)))`
+      with :math:`f_\phi` a small MLP (``hidden`` sizes, tanh);
+    * per datapoint: free probabilities for each :math:`n`
+      (:class:`pvae.guides.MeanFieldGuide`).
+
+    For this family the best per-datapoint guide is the exact posterior, so the approximation
+    gap is zero and the whole gap is the amortization gap: the price of one encoder for all
+    datapoints. ``best="exact"`` uses that fact (:math:`\mathcal{L}[q^*] = \log p(x)`);
+    ``best="svi"`` fits the per-datapoint guide by SVI as Cremer et al. do, which shows the
+    optimization error instead of a zero. The default ``hidden=(1,)`` is a one-unit bottleneck
+    that cannot represent the posterior's three logits, so the gap is visible; a linear encoder
+    (``hidden=()``) can represent it here (the toy's posterior logits are linear in
+    :math:`x`).
+
+    Parameters
+    ----------
+    model : callable, optional
+        ``model(x)`` with one discrete latent site inside a plate over the rows of ``x``;
+        defaults to :func:`pvae.toy.toy_vae`.
+    x : torch.Tensor, optional
+        Data ``[N, D]``; defaults to the value the model observes when called without it.
+    hidden : tuple of int
+        Hidden layer sizes of the encoder.
+    num_steps, lr, seed
+        Settings of the SVI fits (Adam).
+    best : {"exact", "svi"}
+        How the best per-datapoint guide is found.
+
+    Returns
+    -------
+    AmortizationGap
+
+    Raises
+    ------
+    ValueError
+        When the model does not have exactly one latent site inside a plate, or on a bad
+        ``best``.
+
+    References
+    ----------
+    1. Cremer, C., Li, X. and Duvenaud, D. (2018). Inference Suboptimality in Variational
+       Autoencoders. ICML.
+
+    Examples
+    --------
+    >>> g = amortization_gap(num_steps=20, lr=0.1)
+    >>> g.approximation_gap, g.amortization_gap > 0.1
+    (0.0, True)
+    """
+    from pvae.guides import DiscreteTable, MeanFieldGuide, fit_guide
+
+    if best not in ("exact", "svi"):
+        raise ValueError(f"`best` must be 'exact' or 'svi', got {best!r}.")
+    store = pyro.get_param_store()
+    for name in [n for n in store.keys() if n.startswith("amortization_gap.")]:
+        del store[name]  # a fresh encoder and fresh local factors on every call
+    if model is None:
+        from pvae.toy import toy_vae as model
+    with torch.no_grad(), poutine.block():
+        trace = prune_subsample_sites(poutine.trace(model).get_trace(*(() if x is None else (x,))))
+    latents = _latents(trace)
+    frames = [f for s in latents for f in trace.nodes[s]["cond_indep_stack"] if f.vectorized]
+    if len(latents) != 1 or len(frames) != 1:
+        raise ValueError(
+            "`model` must have exactly one discrete latent site inside one plate over the "
+            f"datapoints, got latents {latents} in plates {[f.name for f in frames]}."
+        )
+    (site,), (frame,) = latents, frames
+    if x is None:
+        observed = [
+            n for n, s in trace.nodes.items() if s["type"] == "sample" and s["is_observed"]
+        ]
+        x = trace.nodes[observed[0]]["value"]
+    fn = trace.nodes[site]["fn"]
+    values = fn.enumerate_support(expand=False).reshape(-1)
+    torch.manual_seed(seed)
+    sizes = (x.shape[-1], *hidden, len(values))
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers += [torch.nn.Linear(a, b)] + ([torch.nn.Tanh()] if i < len(sizes) - 2 else [])
+    encoder = torch.nn.Sequential(*layers).to(x.dtype)
+
+    def amortized(x):
+        net = pyro.module("amortization_gap.encoder", encoder)
+        probs = torch.softmax(net(x.to(x.dtype)), -1)
+        with pyro.plate(frame.name, frame.size, dim=frame.dim):
+            pyro.sample(site, DiscreteTable(probs, values))
+
+    fit_guide(model, amortized, x, num_steps=num_steps, lr=lr, seed=seed)
+    log_px, elbo_amortized = _per_datapoint_elbo(model, amortized, (x,))
+    elbo_best = log_px
+    if best == "svi":
+        local = MeanFieldGuide(model, x, prefix="amortization_gap.local")
+        fit_guide(model, local, x, num_steps=num_steps, lr=lr, seed=seed)
+        _, elbo_best = _per_datapoint_elbo(model, local, (x,))
+    total_px, total_am, total_best = (float(t.sum()) for t in (log_px, elbo_amortized, elbo_best))
+    return AmortizationGap(
+        total_px,
+        total_am,
+        total_best,
+        total_px - total_best,
+        total_best - total_am,
+        total_px - total_am,
+        log_px,
+        elbo_amortized,
+        elbo_best,
+    )
+
+
+def _gaussian_elbo(vae, x, loc, scale, num_samples: int) -> torch.Tensor:
+    """Per-datapoint ELBO of q = N(loc, scale) (MC reconstruction, analytic KL to N(0, I))."""
+    q = torch.distributions.Normal(loc, scale)
+    z = q.rsample((num_samples,))  # [S, N, d]
+    n = x.shape[0]
+    x_rep = x.unsqueeze(0).expand((num_samples,) + tuple(x.shape)).reshape((-1,) + x.shape[1:])
+    recon = vae.decode(z.reshape(-1, z.shape[-1])).log_prob(x_rep).reshape(num_samples, n)
+    prior = torch.distributions.Normal(torch.zeros_like(loc), torch.ones_like(scale))
+    kl = torch.distributions.kl_divergence(q, prior).sum(-1)
+    return recon.mean(0) - kl
+
+
+def _iwae(vae, x, loc, scale, num_particles: int) -> torch.Tensor:
+    """Per-datapoint importance-sampling estimate of log p(x) with proposal N(loc, scale)."""
+    q = torch.distributions.Normal(loc, scale)
+    z = q.sample((num_particles,))
+    n = x.shape[0]
+    x_rep = x.unsqueeze(0).expand((num_particles,) + tuple(x.shape)).reshape((-1,) + x.shape[1:])
+    recon = vae.decode(z.reshape(-1, z.shape[-1])).log_prob(x_rep).reshape(num_particles, n)
+    log_w = (
+        recon + torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
+    )
+    return torch.logsumexp(log_w, 0) - math.log(num_particles)
+
+
+def vae_amortization_gap(
+    vae: Any,
+    x: torch.Tensor,
+    *,
+    num_steps: int = 300,
+    lr: float = 0.05,
+    num_samples: int = 16,
+    num_particles: int = 1000,
+    seed: int = 0,
+) -> AmortizationGap:
+    r"""Approximation and amortization gaps of a Gaussian-latent VAE's encoder (estimated).
+
+    The amortized guide is the encoder's :math:`q_\phi(z|x) = \mathcal{N}(\mu_\phi(x),
+    \sigma_\phi(x))`. The best per-datapoint guide of the same (diagonal Gaussian) family is
+    found by optimizing a free mean and standard deviation for each datapoint, started from the
+    encoder's answer, with the decoder held fixed (Adam, reparameterized gradients, analytic
+    KL to the prior). :math:`\log p(x)` is not tractable, so it is the importance-sampling
+    estimate with ``num_particles`` draws from the per-datapoint guide (Burda et al. 2016);
+    the ELBOs use ``num_particles`` reparameterized draws. All three numbers are Monte Carlo
+    estimates, so the gaps are too.
+
+    Parameters
+    ----------
+    vae : pvae.models.VAE
+        Anything with ``encode(x) -> (loc, scale)`` and ``decode(z) -> Distribution`` whose
+        ``log_prob(x)`` is per datapoint.
+    x : torch.Tensor
+        Data ``[N, *x_shape]``.
+    num_steps, lr : int, float
+        Adam steps and learning rate of the per-datapoint optimization.
+    num_samples : int
+        Reparameterized samples per datapoint per step.
+    num_particles : int
+        Samples for the final ELBOs and the importance-sampling :math:`\log p(x)`.
+    seed : int
+        Seed of ``torch.manual_seed``.
+
+    Returns
+    -------
+    AmortizationGap
+
+    References
+    ----------
+    1. Cremer, C., Li, X. and Duvenaud, D. (2018). Inference Suboptimality in Variational
+       Autoencoders. ICML.
+    2. Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance Weighted Autoencoders.
+       ICLR.
+
+    Examples
+    --------
+    >>> from pvae.models.vae import VAE
+    >>> vae = VAE(x_dim=4, z_dim=2, hidden=(), likelihood="gaussian")
+    >>> g = vae_amortization_gap(vae, torch.randn(5, 4), num_steps=50, num_particles=200)
+    >>> g.amortization_gap > 0
+    True
+    """
+    torch.manual_seed(seed)
+    frozen = [p for p in vae.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with torch.no_grad():
+            loc0, scale0 = vae.encode(x)
+            elbo_amortized = _gaussian_elbo(vae, x, loc0, scale0, num_particles)
+        loc = loc0.clone().requires_grad_(True)
+        log_scale = scale0.log().clone().requires_grad_(True)
+        optim = torch.optim.Adam([loc, log_scale], lr=lr)
+        for _ in range(num_steps):
+            optim.zero_grad()
+            loss = -_gaussian_elbo(vae, x, loc, log_scale.exp(), num_samples).sum()
+            loss.backward()
+            optim.step()
+        with torch.no_grad():
+            scale = log_scale.exp()
+            elbo_best = _gaussian_elbo(vae, x, loc, scale, num_particles)
+            log_px = _iwae(vae, x, loc, scale, num_particles)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    total_px, total_am, total_best = (float(t.sum()) for t in (log_px, elbo_amortized, elbo_best))
+    return AmortizationGap(
+        total_px,
+        total_am,
+        total_best,
+        total_px - total_best,
+        total_best - total_am,
+        total_px - total_am,
+        log_px.to(torch.float64),
+        elbo_amortized.to(torch.float64),
+        elbo_best.to(torch.float64),
+    )
