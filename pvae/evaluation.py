@@ -126,7 +126,9 @@ def _log_weights(
         for site in trace.nodes.values():
             if site["type"] != "sample":
                 continue
-            term = _per_example(site["log_prob"], width, data_dim)
+            # The model's own density: `poutine.scale`/`mask` (a beta-VAE's beta, subsampling)
+            # weight the training objective, not log p(x, z).
+            term = _per_example(site["unscaled_log_prob"], width, data_dim)
             log_w = log_w + sign * term
             if sign > 0 and site["is_observed"]:
                 log_lik = log_lik + term

@@ -121,3 +121,14 @@ def test_invalid_inputs():
 
     with pytest.raises(ValueError, match="pyro.plate\\('data'"):
         evaluate(no_plate, x, guide=lambda x: None, num_particles=2)
+
+
+def test_beta_weights_training_not_the_evaluated_density():
+    """A beta-VAE's beta scales the KL in training; log p(x) of the same weights is unchanged."""
+    x = (torch.rand(20, 6, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    vae = VAE(x_dim=6, z_dim=2, hidden=(8,))
+    plain = evaluate(vae, x, num_particles=50, seed=0)
+    vae.beta = 4.0
+    weighted = evaluate(vae, x, num_particles=50, seed=0)
+    assert weighted.log_likelihood == pytest.approx(plain.log_likelihood, abs=1e-6)
+    assert weighted.elbo == pytest.approx(plain.elbo, abs=1e-6)
