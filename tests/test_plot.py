@@ -1,0 +1,146 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from pvae import plot
+from pvae.bayes import bayes_rule
+
+
+def image_of(ax):
+    """The array drawn by the only image of an axes."""
+    (image,) = ax.get_images()
+    return np.ma.filled(image.get_array().astype(float), np.nan)
+
+
+def test_importing_plot_does_not_import_matplotlib():
+    code = "import sys, pvae.plot; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_reconstructions_tiles_inputs_above_outputs(tmp_path):
+    x = torch.rand(12, 6)
+    fig = plot.reconstructions(x, 1 - x, (2, 3), n=4)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    top, bottom = (image_of(ax) for ax in fig.axes)
+    assert top.shape == (2, 4 * 4 - 1)  # 4 images of width 3 with 1-pixel gaps
+    np.testing.assert_allclose(top[:, :3], x[0].reshape(2, 3).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(bottom[:, 4:7], (1 - x[1]).reshape(2, 3).numpy(), rtol=1e-6)
+    assert np.isnan(top[:, 3]).all()  # the gap between tiles
+    fig.savefig(tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="as many rows"):
+        plot.reconstructions(x[:3], x[:2], (2, 3))
+    with pytest.raises(ValueError, match=r"3x3 = 9 pixels per row, got shape \(12, 6\)"):
+        plot.reconstructions(x, x, (3, 3))
+
+
+def test_samples_grid_layout():
+    images = torch.arange(10 * 4, dtype=torch.float32).reshape(10, 4) / 40
+    fig = plot.samples(images, (2, 2), ncols=4)
+    grid = image_of(fig.axes[0])
+    assert grid.shape == (3 * 3 - 1, 4 * 3 - 1)  # 3 rows of 4 (last row partly empty)
+    np.testing.assert_allclose(grid[3:5, 0:2], images[4].reshape(2, 2).numpy(), rtol=1e-6)
+    assert np.isnan(grid[6:, 6:]).all()  # no image after the tenth
+    assert "prior" in fig.get_suptitle()
+
+
+def test_latent_scatter_first_two_dims_and_pca():
+    z = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    fig = plot.latent_scatter(z, torch.tensor([0, 1, 1]), classes=["zero", "one"])
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "$z_1$" and ax.get_ylabel() == "$z_2$"
+    offsets = np.concatenate([c.get_offsets() for c in ax.collections])
+    np.testing.assert_allclose(offsets, z.numpy())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zero", "one"]
+    # points on a line in 3-D: PCA puts all variance on PC1
+    t = torch.linspace(-1, 1, 20)[:, None]
+    fig = plot.latent_scatter(t * torch.tensor([[1.0, 2.0, 2.0]]))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "PC1 (100% of variance)"
+    points = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(np.abs(points[:, 0]), 3 * np.abs(t[:, 0].numpy()), atol=1e-5)
+    np.testing.assert_allclose(points[:, 1], 0, atol=1e-5)
+    assert plot.latent_scatter(torch.randn(5, 1)).axes[0].get_xlabel() == "$z_1$"
+    with pytest.raises(ValueError, match=r"`labels` must have shape \(3,\)"):
+        plot.latent_scatter(z, [0, 1])
+    with pytest.raises(ValueError, match=r"`z` must have shape \(N, K\)"):
+        plot.latent_scatter(torch.zeros(3))
+
+
+def test_traversal_and_interpolation_layout():
+    grid = torch.rand(3, 5, 4)
+    fig = plot.traversal(grid, (2, 2), [-2, -1, 0, 1, 2], dims=[0, 4, 7])
+    ax = fig.axes[0]
+    assert image_of(ax).shape == (3 * 3 - 1, 5 * 3 - 1)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["$z_{0}$", "$z_{4}$", "$z_{7}$"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-2", "-1", "0", "1", "2"]
+    np.testing.assert_allclose(image_of(ax)[3:5, 3:5], grid[1, 1].reshape(2, 2), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"len\(values\)=4"):
+        plot.traversal(grid, (2, 2), [0, 1, 2, 3])
+    strip = plot.interpolation(torch.rand(7, 4), (2, 2))
+    assert len(strip.axes) == 1 and image_of(strip.axes[0]).shape == (2, 7 * 3 - 1)
+    two_paths = plot.interpolation(torch.rand(2, 7, 4), (2, 2))
+    assert image_of(two_paths.axes[0]).shape == (5, 7 * 3 - 1)
+
+
+def test_training_curves_vae_and_autoencoder():
+    rows = [
+        {"epoch": e, "train_elbo": -30.0 + e, "val_elbo": -32.0 + e, "reconstruction": -25.0 + e,
+         "kl": 5.0 + 0.1 * e, "seconds": 0.1}
+        for e in range(1, 5)
+    ]  # fmt: skip
+    fig = plot.training_curves(rows)
+    elbo_ax, terms_ax = fig.axes
+    assert [ln.get_label() for ln in elbo_ax.get_lines()] == ["train", "validation"]
+    np.testing.assert_allclose(elbo_ax.get_lines()[1].get_ydata(), [-31, -30, -29, -28])
+    np.testing.assert_allclose(terms_ax.get_lines()[1].get_ydata(), [5.1, 5.2, 5.3, 5.4])
+    assert list(terms_ax.get_lines()[0].get_xdata()) == [1, 2, 3, 4]
+    assert terms_ax.get_title() == "ELBO terms (training data)"
+    # validation terms, when the history has them, go into the same panel, dashed
+    rows[-1].update(val_reconstruction=-20.0, val_kl=6.0)
+    terms_ax = plot.training_curves(rows).axes[1]
+    assert terms_ax.get_title() == "ELBO terms (dashed: validation)"
+    val_kl = terms_ax.get_lines()[3]
+    assert val_kl.get_linestyle() == "--" and list(val_kl.get_ydata()) == [6.0]
+    ae = plot.training_curves([{"epoch": 1, "train_loss": 3.0}, {"epoch": 2, "train_loss": 2.0}])
+    assert [ax.get_title() for ax in ae.axes] == ["Squared error (lower is better)"]
+    assert list(ae.axes[0].get_lines()[0].get_ydata()) == [3.0, 2.0]
+    with pytest.raises(ValueError, match=r"got keys \['epoch', 'seconds'\]"):
+        plot.training_curves([{"epoch": 1, "seconds": 2.0}])
+
+
+def test_bayes_table_bars_are_prior_then_posterior():
+    table = bayes_rule({"ill": 0.01, "well": 0.99}, {"ill": 0.8, "well": 0.096})
+    fig = plot.bayes_table(table)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, [0.01, 0.99, 0.008 / 0.10304, 0.09504 / 0.10304])
+    assert "0.103" in fig.axes[0].get_title()
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["ill", "well"]
+
+
+def test_posterior_bars_one_panel_per_site():
+    sites = {
+        "rain": (torch.tensor([0.0, 1.0]), torch.tensor([0.3, 0.7]), [0.35, 0.65]),
+        "sprinkler": ([0, 1], [0.57, 0.43], [0.6, 0.4]),
+    }
+    fig = plot.posterior_bars(sites)
+    assert [ax.get_title() for ax in fig.axes] == ["rain", "sprinkler"]
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, [0.3, 0.7, 0.35, 0.65])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "1"]
+    with pytest.raises(ValueError, match="`sites` is empty"):
+        plot.posterior_bars({})
+    with pytest.raises(ValueError, match="`sites` must be a mapping"):
+        plot.posterior_bars(3)
+
+
+def test_ae_vs_vae_two_panels():
+    fig = plot.ae_vs_vae(torch.zeros(6, 4), torch.ones(6, 4), (2, 2), ncols=3)
+    left, right = (image_of(ax) for ax in fig.axes)
+    assert left.shape == right.shape == (5, 8)
+    assert np.nanmax(left) == 0 and np.nanmin(right) == 1
