@@ -189,6 +189,8 @@ def write_state(path: str | os.PathLike, state: dict[str, Any], *, kind: str) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the file open()'s usual mode
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()
@@ -205,6 +207,12 @@ def write_state(path: str | os.PathLike, state: dict[str, Any], *, kind: str) ->
         finally:
             os.close(dir_fd)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _refuse(path: Path, head: bytes) -> None:

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import stat
 
 import pyro
 import pytest
@@ -117,3 +118,13 @@ def test_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
         write_state(path, {"epoch": 3}, kind="tree")
     assert read_state(path) == ("tree", {"epoch": 1})
     assert os.listdir(tmp_path) == ["c.safetensors"]  # no temporary file left behind
+
+
+def test_saved_file_has_the_usual_permissions(tmp_path):
+    """The atomic temp-file write must not leave a private 0600 file behind."""
+    old = os.umask(0o022)
+    try:
+        path = write_state(tmp_path / "state.safetensors", {"w": torch.ones(1)}, kind="demo")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
