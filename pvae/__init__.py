@@ -14,9 +14,10 @@ model/guide pair, train it with SVI, and check it against the truth:
 - diagnostics: :func:`to_inference_data` (ArviZ), :func:`psis_khat`,
   :func:`collapse_diagnostics`.
 
-Submodules not re-exported here: :mod:`pvae.toy` (classic small models), :mod:`pvae.nn`
-(network builders), :mod:`pvae.data` (datasets), :mod:`pvae.plot` (figures, imports
-matplotlib), :mod:`pvae.distributed`.
+Names are imported on first use (PEP 562), so ``import pvae`` and the ``pvae`` command
+start without loading torch and Pyro. Submodules: :mod:`pvae.toy` (classic small models),
+:mod:`pvae.nn` (network builders), :mod:`pvae.data` (datasets), :mod:`pvae.plot` (figures;
+imports matplotlib when a function runs), :mod:`pvae.distributed`.
 
 Examples
 --------
@@ -28,65 +29,92 @@ Examples
 
 __version__ = "0.1.0"
 
-from pvae import toy
-from pvae.bayes import BayesTable, bayes_rule
-from pvae.checkpoint import load, save
-from pvae.comparison import Comparison, ELBODecomposition, compare, elbo_decomposition
-from pvae.diagnostics import (
-    CollapseDiagnostics,
-    KHatResult,
-    collapse_callback,
-    collapse_diagnostics,
-    pareto_khat,
-    psis_khat,
-    to_inference_data,
-)
-from pvae.divergence import KLEstimate, kl_divergence, total_variation
-from pvae.evaluation import Evaluation, evaluate
-from pvae.exact import ExactPosterior, enumerate_posterior
-from pvae.guides import MeanFieldGuide, cavi, fit_guide
-from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ELBOTerms
-from pvae.train import FitResult, TrainingDivergedError, fit
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "__version__",
+# public name -> the module that defines it
+_EXPORTS = {
     # Bayes' rule and exact enumeration
-    "BayesTable",
-    "ExactPosterior",
-    "bayes_rule",
-    "enumerate_posterior",
-    "toy",
+    "BayesTable": "pvae.bayes",
+    "bayes_rule": "pvae.bayes",
+    "ExactPosterior": "pvae.exact",
+    "enumerate_posterior": "pvae.exact",
     # divergences, the ELBO identity, comparisons, discrete guides
-    "Comparison",
-    "ELBODecomposition",
-    "KLEstimate",
-    "MeanFieldGuide",
-    "cavi",
-    "compare",
-    "elbo_decomposition",
-    "fit_guide",
-    "kl_divergence",
-    "total_variation",
+    "KLEstimate": "pvae.divergence",
+    "kl_divergence": "pvae.divergence",
+    "total_variation": "pvae.divergence",
+    "Comparison": "pvae.comparison",
+    "ELBODecomposition": "pvae.comparison",
+    "compare": "pvae.comparison",
+    "elbo_decomposition": "pvae.comparison",
+    "MeanFieldGuide": "pvae.guides",
+    "cavi": "pvae.guides",
+    "fit_guide": "pvae.guides",
     # models
-    "MODELS",
-    "VAE",
-    "Autoencoder",
-    "ConditionalVAE",
-    "ELBOTerms",
+    "MODELS": "pvae.models",
+    "VAE": "pvae.models",
+    "Autoencoder": "pvae.models",
+    "ConditionalVAE": "pvae.models",
+    "ELBOTerms": "pvae.models",
     # training, evaluation, checkpoints
-    "Evaluation",
-    "FitResult",
-    "TrainingDivergedError",
-    "evaluate",
-    "fit",
-    "load",
-    "save",
-    # diagnostics
-    "CollapseDiagnostics",
-    "KHatResult",
-    "collapse_callback",
-    "collapse_diagnostics",
-    "pareto_khat",
-    "psis_khat",
-    "to_inference_data",
-]
+    "FitResult": "pvae.train",
+    "TrainingDivergedError": "pvae.train",
+    "fit": "pvae.train",
+    "Evaluation": "pvae.evaluation",
+    "evaluate": "pvae.evaluation",
+    "load": "pvae.checkpoint",
+    "save": "pvae.checkpoint",
+    # diagnostics (arviz itself is imported only when an export runs)
+    "CollapseDiagnostics": "pvae.diagnostics",
+    "KHatResult": "pvae.diagnostics",
+    "collapse_callback": "pvae.diagnostics",
+    "collapse_diagnostics": "pvae.diagnostics",
+    "pareto_khat": "pvae.diagnostics",
+    "psis_khat": "pvae.diagnostics",
+    "to_inference_data": "pvae.diagnostics",
+}
+_SUBMODULES = ("data", "distributed", "nn", "plot", "toy")
+
+__all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"pvae.{name}")
+    else:
+        raise AttributeError(f"module 'pvae' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
+    from pvae import data, distributed, nn, plot, toy  # noqa: F401
+    from pvae.bayes import BayesTable, bayes_rule  # noqa: F401
+    from pvae.checkpoint import load, save  # noqa: F401
+    from pvae.comparison import (  # noqa: F401
+        Comparison,
+        ELBODecomposition,
+        compare,
+        elbo_decomposition,
+    )
+    from pvae.diagnostics import (  # noqa: F401
+        CollapseDiagnostics,
+        KHatResult,
+        collapse_callback,
+        collapse_diagnostics,
+        pareto_khat,
+        psis_khat,
+        to_inference_data,
+    )
+    from pvae.divergence import KLEstimate, kl_divergence, total_variation  # noqa: F401
+    from pvae.evaluation import Evaluation, evaluate  # noqa: F401
+    from pvae.exact import ExactPosterior, enumerate_posterior  # noqa: F401
+    from pvae.guides import MeanFieldGuide, cavi, fit_guide  # noqa: F401
+    from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ELBOTerms  # noqa: F401
+    from pvae.train import FitResult, TrainingDivergedError, fit  # noqa: F401
