@@ -6,7 +6,8 @@ model/guide pair, train it with SVI, and check it against the truth:
 - Bayes' rule made explicit: :func:`bayes_rule` (prior x likelihood -> joint -> evidence ->
   posterior) and :func:`enumerate_posterior` (exact posteriors of discrete latents);
 - divergences and the ELBO identity :math:`\log p(x) = \mathrm{ELBO} + \mathrm{KL}(q \,\|\, p)`:
-  :func:`kl_divergence`, :func:`elbo_decomposition`, :func:`compare`;
+  :func:`kl_divergence`, :func:`elbo_decomposition`, :func:`compare`, and the amortization
+  gap (:func:`amortization_gap`);
 - models with amortized encoders: :class:`VAE`, :class:`ConditionalVAE` and, beside them, the
   deterministic :class:`Autoencoder`;
 - training and evaluation: :func:`fit` (SVI), :func:`evaluate` (ELBO and the importance-weighted
@@ -47,6 +48,10 @@ _EXPORTS = {
     "ELBODecomposition": "pvae.comparison",
     "compare": "pvae.comparison",
     "elbo_decomposition": "pvae.comparison",
+    "AmortizationGap": "pvae.amortization",
+    "amortization_gap": "pvae.amortization",
+    "vae_amortization_gap": "pvae.amortization",
+    "GuideFit": "pvae.guides",
     "MeanFieldGuide": "pvae.guides",
     "cavi": "pvae.guides",
     "fit_guide": "pvae.guides",
@@ -95,6 +100,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
     from pvae import data, distributed, nn, plot, toy  # noqa: F401
+    from pvae.amortization import (  # noqa: F401
+        AmortizationGap,
+        amortization_gap,
+        vae_amortization_gap,
+    )
     from pvae.bayes import BayesTable, bayes_rule  # noqa: F401
     from pvae.checkpoint import load, save  # noqa: F401
     from pvae.comparison import (  # noqa: F401
@@ -115,6 +125,6 @@ if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
     from pvae.divergence import KLEstimate, kl_divergence, total_variation  # noqa: F401
     from pvae.evaluation import Evaluation, evaluate  # noqa: F401
     from pvae.exact import ExactPosterior, enumerate_posterior  # noqa: F401
-    from pvae.guides import MeanFieldGuide, cavi, fit_guide  # noqa: F401
+    from pvae.guides import GuideFit, MeanFieldGuide, cavi, fit_guide  # noqa: F401
     from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ELBOTerms  # noqa: F401
     from pvae.train import FitResult, TrainingDivergedError, fit  # noqa: F401

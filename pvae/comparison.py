@@ -39,21 +39,10 @@ from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
 from pvae.divergence import kl_divergence, total_variation
-from pvae.guides import (
-    _latents,
-    _max_plate_nesting,
-    enumerate_guide,
-)
+from pvae.exact import enumerate_posterior
+from pvae.guides import _latents, _max_plate_nesting, _traces, _weighted, enumerate_guide
 
-__all__ = [
-    "AmortizationGap",
-    "Comparison",
-    "ELBODecomposition",
-    "amortization_gap",
-    "compare",
-    "elbo_decomposition",
-    "vae_amortization_gap",
-]
+__all__ = ["Comparison", "ELBODecomposition", "compare", "elbo_decomposition"]
 
 
 @dataclass(frozen=True)
@@ -137,10 +126,12 @@ def _vectorize(fn: Callable, n: int, m: int, name: str) -> Callable:
     return vectorized
 
 
-def _split(model_trace, guide_trace, n, m) -> tuple[torch.Tensor, ...]:
+def _split(model_trace, guide_trace, n: int, m: int) -> tuple[torch.Tensor, ...]:
+    r"""Per-particle :math:`\log q(z)`, :math:`\log p(z)`, :math:`\log p(x|z)` (float64 [n])."""
     zero = torch.zeros(n, dtype=torch.float64)
     log_q, log_prior, log_lik = zero, zero, zero
     for tr, is_guide in ((guide_trace, True), (model_trace, False)):
+        tr.compute_log_prob()
         for site in tr.nodes.values():
             if site["type"] != "sample":
                 continue
@@ -155,30 +146,14 @@ def _split(model_trace, guide_trace, n, m) -> tuple[torch.Tensor, ...]:
 
 
 def _particles(model, guide, args, kwargs, n: int, m: int) -> tuple[torch.Tensor, ...]:
-    """Per-particle log q(z), log p(z), log p(x|z) for ``n`` guide samples (float64 [n])."""
+    """:func:`_split` for ``n`` guide samples: vectorized in a particle plate if the model
+    broadcasts, else one trace per particle."""
     with torch.no_grad(), poutine.block():
         try:
-            guide_trace = poutine.trace(_vectorize(guide, n, m, "_particles")).get_trace(
-                *args, **kwargs
-            )
-            model_trace = poutine.trace(
-                poutine.replay(_vectorize(model, n, m, "_particles"), trace=guide_trace)
-            ).get_trace(*args, **kwargs)
-            for tr in (guide_trace, model_trace):
-                tr.compute_log_prob()
-            return _split(
-                prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace), n, m
-            )
+            vectorized = (_vectorize(fn, n, m, "_particles") for fn in (model, guide))
+            return _split(*_traces(*vectorized, args, kwargs), n, m)
         except (RuntimeError, ValueError, IndexError, TypeError):
-            rows = []
-            for _ in range(n):
-                guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
-                    *args, **kwargs
-                )
-                for tr in (guide_trace, model_trace):
-                    tr.compute_log_prob()
-                rows.append(_split(*map(prune_subsample_sites, (model_trace, guide_trace)), 1, m))
+            rows = [_split(*_traces(model, guide, args, kwargs), 1, m) for _ in range(n)]
             return tuple(torch.cat(col) for col in zip(*rows, strict=True))
 
 
@@ -228,16 +203,10 @@ def _quadrature(model, guide, args, kwargs, m: int) -> float | None:
             logdet = logdet + jac.reshape(g, -1).sum(-1)
             data[name], i = z, i + k
         with torch.no_grad(), poutine.block():
-            tr = poutine.trace(
-                poutine.condition(_vectorize(model, g, m, "_grid"), data)
-            ).get_trace(*args, **kwargs)
-            tr.compute_log_prob()
-        lp = sum(
-            _reduce(s["log_prob"] * s["scale"], g, m)
-            for s in tr.nodes.values()
-            if s["type"] == "sample"
-        )
-        return torch.nan_to_num(lp + logdet, nan=-math.inf)
+            conditioned = poutine.condition(_vectorize(model, g, m, "_grid"), data)
+            tr = poutine.trace(conditioned).get_trace(*args, **kwargs)
+        _, log_prior, log_lik = _split(tr, poutine.Trace(), g, m)
+        return torch.nan_to_num(log_prior + log_lik + logdet, nan=-math.inf)
 
     def grid(center, half, size):
         axes = [
@@ -246,12 +215,12 @@ def _quadrature(model, guide, args, kwargs, m: int) -> float | None:
         ]
         mesh = torch.meshgrid(*axes, indexing="ij")
         pts = torch.stack([a.reshape(-1) for a in mesh], -1)
-        return axes, log_joint(pts).reshape(mesh[0].shape)
+        return axes, pts, log_joint(pts).reshape(mesh[0].shape)
 
     center, half = u.mean(0), 10 * u.std(0).clamp(min=1e-2)
     for size in (201 if dims == 1 else 61, 4001 if dims == 1 else 301):
         for _ in range(12):
-            axes, lp = grid(center, half, size)
+            axes, pts, lp = grid(center, half, size)
             top = lp.max()
             if not torch.isfinite(top):
                 half = half * 2
@@ -260,20 +229,10 @@ def _quadrature(model, guide, args, kwargs, m: int) -> float | None:
             if edge < float(top) - 40:
                 break
             half = half * 2
-        w = (lp - top).exp()
-        w = w / w.sum()
-        means = [
-            float((w * a.reshape([-1 if j == d else 1 for j in range(dims)])).sum())
-            for d, a in enumerate(axes)
-        ]
-        sds = [
-            float((w * (a.reshape([-1 if j == d else 1 for j in range(dims)]) - mu) ** 2).sum())
-            ** 0.5
-            for d, (a, mu) in enumerate(zip(axes, means, strict=True))
-        ]
-        spacing = [float(a[1] - a[0]) for a in axes]
-        center = torch.tensor(means, dtype=torch.float64)
-        half = 12 * torch.tensor([max(s, h) for s, h in zip(sds, spacing, strict=True)])
+        w = torch.softmax(lp.reshape(-1), 0).unsqueeze(-1)  # the posterior on the grid
+        center = (w * pts).sum(0)
+        sd = (w * (pts - center) ** 2).sum(0).sqrt()
+        half = 12 * torch.maximum(sd, torch.stack([a[1] - a[0] for a in axes]))
     integrand = (lp - top).exp().numpy()
     for d in reversed(range(dims)):
         integrand = simpson(integrand, x=axes[d].numpy(), axis=d)
@@ -285,6 +244,20 @@ def _is_discrete(model, guide, args, kwargs) -> bool:
         guide_trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
     latents = _latents(guide_trace)
     return bool(latents) and all(guide_trace.nodes[s]["fn"].has_enumerate_support for s in latents)
+
+
+def _log_evidence(model, guide, args, kwargs, given, *, analytic: bool, discrete: bool, m: int):
+    r""":math:`\log p(x)` and how it was found: ``given``; else the model's ``log_evidence``
+    attribute (when ``analytic``); else enumeration (``discrete``); else quadrature."""
+    if given is not None:
+        return float(given), "given"
+    attr = getattr(model, "log_evidence", None)
+    if analytic and attr is not None:
+        return float(attr(*args, **kwargs) if callable(attr) else attr), "analytic"
+    if discrete:
+        return float(enumerate_posterior(model, *args, **kwargs).log_evidence), "enumeration"
+    value = _quadrature(model, guide, args, kwargs, m)
+    return value, "quadrature" if value is not None else "unavailable"
 
 
 def elbo_decomposition(
@@ -371,50 +344,26 @@ def elbo_decomposition(
         reconstruction = e.expectation(e.likelihood_terms)
         kl_prior = e.expectation(e.guide_terms) - e.expectation(e.prior_terms)
         elbo = reconstruction - kl_prior
-        evidence_method = "given"
-        if log_evidence is None:
-            from pvae.exact import enumerate_posterior
-
-            log_evidence = float(enumerate_posterior(model, *args, **kwargs).log_evidence)
-            evidence_method = "enumeration"
-        kl = float(log_evidence) - elbo
+        log_evidence, how = _log_evidence(
+            model, guide, args, kwargs, log_evidence, analytic=False, discrete=True, m=0
+        )
         return ELBODecomposition(
-            float(log_evidence), elbo, kl, reconstruction, kl_prior, method="enumeration",
-            evidence_method=evidence_method,
+            log_evidence, elbo, log_evidence - elbo, reconstruction, kl_prior,
+            method="enumeration", evidence_method=how,
         )  # fmt: skip
     m = _max_plate_nesting(model, guide, *args, **kwargs)
     log_q, log_prior, log_lik = _particles(model, guide, args, kwargs, num_particles, m)
     elbo, elbo_se = _mean_se(log_lik + log_prior - log_q)
     reconstruction, reconstruction_se = _mean_se(log_lik)
     kl_prior, kl_prior_se = _mean_se(log_q - log_prior)
-    evidence_method = "given"
-    if log_evidence is None and getattr(model, "log_evidence", None) is not None:
-        attr = model.log_evidence
-        log_evidence = attr(*args, **kwargs) if callable(attr) else attr
-        evidence_method = "analytic"
-    if log_evidence is None and discrete:
-        from pvae.exact import enumerate_posterior
-
-        log_evidence = enumerate_posterior(model, *args, **kwargs).log_evidence
-        evidence_method = "enumeration"
-    if log_evidence is None:
-        log_evidence = _quadrature(model, guide, args, kwargs, m)
-        evidence_method = "quadrature" if log_evidence is not None else "unavailable"
-    if log_evidence is not None:
-        log_evidence = float(log_evidence)
-    return ELBODecomposition(
-        log_evidence,
-        elbo,
-        None if log_evidence is None else log_evidence - elbo,
-        reconstruction,
-        kl_prior,
-        elbo_se,
-        reconstruction_se,
-        kl_prior_se,
-        "monte_carlo",
-        evidence_method,
-        num_particles,
+    log_evidence, how = _log_evidence(
+        model, guide, args, kwargs, log_evidence, analytic=True, discrete=discrete, m=m
     )
+    return ELBODecomposition(
+        log_evidence, elbo, None if log_evidence is None else log_evidence - elbo,
+        reconstruction, kl_prior, elbo_se, reconstruction_se, kl_prior_se, "monte_carlo", how,
+        num_particles,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -505,11 +454,8 @@ def _joint_kl_pq(e) -> float | None:
     if tables is None:
         return None
     log_p, log_q = tables
-    enum = list(range(log_p.dim() - e.num_plate_dims))
-    log_post = log_p - torch.logsumexp(log_p, enum, keepdim=True)
-    post = log_post.exp()
-    kl = torch.where(post > 0, post * (log_post - log_q), torch.zeros((), dtype=post.dtype))
-    return float(kl.sum())
+    log_post = log_p - torch.logsumexp(log_p, e.enum_dims, keepdim=True)
+    return float(_weighted(log_post.exp(), log_post - log_q).sum())
 
 
 def compare(
@@ -541,21 +487,15 @@ def compare(
 
     Examples
     --------
-    >>> import pyro.distributions as dist
-    >>> def model():
-    ...     z = pyro.sample("z", dist.Bernoulli(0.3))
-    ...     pyro.sample("x", dist.Bernoulli(0.9 * z + 0.2 * (1 - z)), obs=torch.tensor(1.0))
-    >>> def guide():
-    ...     pyro.sample("z", dist.Bernoulli(0.5))
-    >>> r = compare(model, guide)
+    >>> from pvae import toy
+    >>> from pvae.guides import MeanFieldGuide
+    >>> r = compare(toy.medical_test, MeanFieldGuide(toy.medical_test))
     >>> [round(p, 4) for p in r.bars()["exact"]], r.bars()["approx"]
-    ([0.3415, 0.6585], [0.5, 0.5])
+    ([0.9224, 0.0776], [0.5, 0.5])
     >>> round(r.kl_qp, 4), round(r.elbo_gap, 4)
-    (0.053, 0.053)
+    (0.6251, 0.6251)
     """
     if callable(exact) and not hasattr(exact, "marginal"):
-        from pvae.exact import enumerate_posterior
-
         model, exact = exact, enumerate_posterior(exact, *args, **kwargs)
     model = model if model is not None else getattr(exact, "model", None)
     if model is None:
@@ -586,297 +526,3 @@ def compare(
         tuple(exact.sites), tuple(rows), kl_qp_site, kl_pq_site, tv_site, d.kl,
         _joint_kl_pq(e), d.log_evidence, d.elbo, d.kl,
     )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class AmortizationGap:
-    r"""The inference gap of an amortized guide, split as in Cremer et al. (2018).
-
-    .. math::
-
-        \underbrace{\log p(x) - \mathcal{L}[q_\phi]}_{\text{total gap}}
-        = \underbrace{\log p(x) - \mathcal{L}[q^*]}_{\text{approximation gap}}
-        + \underbrace{\mathcal{L}[q^*] - \mathcal{L}[q_\phi]}_{\text{amortization gap}}
-
-    with :math:`q_\phi` the encoder's guide and :math:`q^*` the best guide of the same family
-    fitted separately to each datapoint. Sums over the dataset, in nats; the ``*_per_datapoint``
-    fields are float64 tensors ``[N]``.
-
-    Examples
-    --------
-    See :func:`amortization_gap`.
-    """
-
-    log_evidence: float
-    elbo_amortized: float
-    elbo_best: float
-    approximation_gap: float
-    amortization_gap: float
-    total_gap: float
-    log_evidence_per_datapoint: torch.Tensor
-    elbo_amortized_per_datapoint: torch.Tensor
-    elbo_best_per_datapoint: torch.Tensor
-
-    def __str__(self) -> str:
-        return "\n".join(
-            [
-                f"log p(x)                 {self.log_evidence: .6f}",
-                f"ELBO, best per datapoint {self.elbo_best: .6f}",
-                f"ELBO, amortized encoder  {self.elbo_amortized: .6f}",
-                f"approximation gap        {self.approximation_gap: .6f}",
-                f"amortization gap         {self.amortization_gap: .6f}",
-                f"total gap                {self.total_gap: .6f}",
-            ]
-        )
-
-
-def _per_datapoint_elbo(model, guide, args) -> tuple[torch.Tensor, torch.Tensor]:
-    e = enumerate_guide(model, guide, *args)
-    log_p, log_q = e.joint_tables()
-    enum = list(range(log_p.dim() - e.num_plate_dims))
-    q = log_q.exp()
-    elbo = torch.where(q > 0, q * (log_p - log_q), torch.zeros((), dtype=q.dtype)).sum(enum)
-    return torch.logsumexp(log_p, enum).reshape(-1), elbo.reshape(-1)
-
-
-def amortization_gap(
-    model: Callable | None = None,
-    x: torch.Tensor | None = None,
-    *,
-    hidden: tuple[int, ...] = (1,),
-    num_steps: int = 300,
-    lr: float = 0.05,
-    seed: int = 0,
-    best: str = "exact",
-) -> AmortizationGap:
-    r"""Approximation and amortization gaps of an encoder guide on a discrete-latent VAE.
-
-    The model has one categorical latent per datapoint in a plate, like
-    :func:`pvae.toy.toy_vae`, so :math:`\log p(x)` is exact. Two guides of the same family (a
-    categorical distribution per datapoint) are trained with :func:`pvae.guides.fit_guide`:
-
-    * amortized: :math:`q_\phi(z_n | x_n) = \mathrm{Categorical}(\mathrm{softmax}(f_\phi(x_n)))`
-      with :math:`f_\phi` a small MLP (``hidden`` sizes, tanh);
-    * per datapoint: free probabilities for each :math:`n`
-      (:class:`pvae.guides.MeanFieldGuide`).
-
-    For this family the best per-datapoint guide is the exact posterior, so the approximation
-    gap is zero and the whole gap is the amortization gap: the price of one encoder for all
-    datapoints. ``best="exact"`` uses that fact (:math:`\mathcal{L}[q^*] = \log p(x)`);
-    ``best="svi"`` fits the per-datapoint guide by SVI as Cremer et al. do, which shows the
-    optimization error instead of a zero. The default ``hidden=(1,)`` is a one-unit bottleneck
-    that cannot represent the posterior's three logits, so the gap is visible; a linear encoder
-    (``hidden=()``) can represent it here (the toy's posterior logits are linear in
-    :math:`x`).
-
-    Parameters
-    ----------
-    model : callable, optional
-        ``model(x)`` with one discrete latent site inside a plate over the rows of ``x``;
-        defaults to :func:`pvae.toy.toy_vae`.
-    x : torch.Tensor, optional
-        Data ``[N, D]``; defaults to the value the model observes when called without it.
-    hidden : tuple of int
-        Hidden layer sizes of the encoder.
-    num_steps, lr, seed
-        Settings of the SVI fits (Adam).
-    best : {"exact", "svi"}
-        How the best per-datapoint guide is found.
-
-    Returns
-    -------
-    AmortizationGap
-
-    Raises
-    ------
-    ValueError
-        When the model does not have exactly one latent site inside a plate, or on a bad
-        ``best``.
-
-    References
-    ----------
-    1. Cremer, C., Li, X. and Duvenaud, D. (2018). Inference Suboptimality in Variational
-       Autoencoders. ICML.
-
-    Examples
-    --------
-    >>> g = amortization_gap(num_steps=20, lr=0.1)
-    >>> g.approximation_gap, g.amortization_gap > 0.1
-    (0.0, True)
-    """
-    from pvae.guides import DiscreteTable, MeanFieldGuide, fit_guide
-
-    if best not in ("exact", "svi"):
-        raise ValueError(f"`best` must be 'exact' or 'svi', got {best!r}.")
-    store = pyro.get_param_store()
-    for name in [n for n in store.keys() if n.startswith("amortization_gap.")]:
-        del store[name]  # a fresh encoder and fresh local factors on every call
-    if model is None:
-        from pvae.toy import toy_vae as model
-    with torch.no_grad(), poutine.block():
-        trace = prune_subsample_sites(poutine.trace(model).get_trace(*(() if x is None else (x,))))
-    latents = _latents(trace)
-    frames = [f for s in latents for f in trace.nodes[s]["cond_indep_stack"] if f.vectorized]
-    if len(latents) != 1 or len(frames) != 1:
-        raise ValueError(
-            "`model` must have exactly one discrete latent site inside one plate over the "
-            f"datapoints, got latents {latents} in plates {[f.name for f in frames]}."
-        )
-    (site,), (frame,) = latents, frames
-    if x is None:
-        observed = [
-            n for n, s in trace.nodes.items() if s["type"] == "sample" and s["is_observed"]
-        ]
-        x = trace.nodes[observed[0]]["value"]
-    fn = trace.nodes[site]["fn"]
-    values = fn.enumerate_support(expand=False).reshape(-1)
-    torch.manual_seed(seed)
-    sizes = (x.shape[-1], *hidden, len(values))
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers += [torch.nn.Linear(a, b)] + ([torch.nn.Tanh()] if i < len(sizes) - 2 else [])
-    encoder = torch.nn.Sequential(*layers).to(x.dtype)
-
-    def amortized(x):
-        net = pyro.module("amortization_gap.encoder", encoder)
-        probs = torch.softmax(net(x.to(x.dtype)), -1)
-        with pyro.plate(frame.name, frame.size, dim=frame.dim):
-            pyro.sample(site, DiscreteTable(probs, values))
-
-    fit_guide(model, amortized, x, num_steps=num_steps, lr=lr, seed=seed)
-    log_px, elbo_amortized = _per_datapoint_elbo(model, amortized, (x,))
-    elbo_best = log_px
-    if best == "svi":
-        local = MeanFieldGuide(model, x, prefix="amortization_gap.local")
-        fit_guide(model, local, x, num_steps=num_steps, lr=lr, seed=seed)
-        _, elbo_best = _per_datapoint_elbo(model, local, (x,))
-    total_px, total_am, total_best = (float(t.sum()) for t in (log_px, elbo_amortized, elbo_best))
-    return AmortizationGap(
-        total_px,
-        total_am,
-        total_best,
-        total_px - total_best,
-        total_best - total_am,
-        total_px - total_am,
-        log_px,
-        elbo_amortized,
-        elbo_best,
-    )
-
-
-def _gaussian_elbo(vae, x, loc, scale, num_samples: int) -> torch.Tensor:
-    """Per-datapoint ELBO of q = N(loc, scale) (MC reconstruction, analytic KL to N(0, I))."""
-    q = torch.distributions.Normal(loc, scale)
-    z = q.rsample((num_samples,))  # [S, N, d]
-    n = x.shape[0]
-    x_rep = x.unsqueeze(0).expand((num_samples,) + tuple(x.shape)).reshape((-1,) + x.shape[1:])
-    recon = vae.decode(z.reshape(-1, z.shape[-1])).log_prob(x_rep).reshape(num_samples, n)
-    prior = torch.distributions.Normal(torch.zeros_like(loc), torch.ones_like(scale))
-    kl = torch.distributions.kl_divergence(q, prior).sum(-1)
-    return recon.mean(0) - kl
-
-
-def _iwae(vae, x, loc, scale, num_particles: int) -> torch.Tensor:
-    """Per-datapoint importance-sampling estimate of log p(x) with proposal N(loc, scale)."""
-    q = torch.distributions.Normal(loc, scale)
-    z = q.sample((num_particles,))
-    n = x.shape[0]
-    x_rep = x.unsqueeze(0).expand((num_particles,) + tuple(x.shape)).reshape((-1,) + x.shape[1:])
-    recon = vae.decode(z.reshape(-1, z.shape[-1])).log_prob(x_rep).reshape(num_particles, n)
-    log_w = (
-        recon + torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
-    )
-    return torch.logsumexp(log_w, 0) - math.log(num_particles)
-
-
-def vae_amortization_gap(
-    vae: Any,
-    x: torch.Tensor,
-    *,
-    num_steps: int = 300,
-    lr: float = 0.05,
-    num_samples: int = 16,
-    num_particles: int = 1000,
-    seed: int = 0,
-) -> AmortizationGap:
-    r"""Approximation and amortization gaps of a Gaussian-latent VAE's encoder (estimated).
-
-    The amortized guide is the encoder's :math:`q_\phi(z|x) = \mathcal{N}(\mu_\phi(x),
-    \sigma_\phi(x))`. The best per-datapoint guide of the same (diagonal Gaussian) family is
-    found by optimizing a free mean and standard deviation for each datapoint, started from the
-    encoder's answer, with the decoder held fixed (Adam, reparameterized gradients, analytic
-    KL to the prior). :math:`\log p(x)` is not tractable, so it is the importance-sampling
-    estimate with ``num_particles`` draws from the per-datapoint guide (Burda et al. 2016);
-    the ELBOs use ``num_particles`` reparameterized draws. All three numbers are Monte Carlo
-    estimates, so the gaps are too.
-
-    Parameters
-    ----------
-    vae : pvae.models.VAE
-        Anything with ``encode(x) -> (loc, scale)`` and ``decode(z) -> Distribution`` whose
-        ``log_prob(x)`` is per datapoint.
-    x : torch.Tensor
-        Data ``[N, *x_shape]``.
-    num_steps, lr : int, float
-        Adam steps and learning rate of the per-datapoint optimization.
-    num_samples : int
-        Reparameterized samples per datapoint per step.
-    num_particles : int
-        Samples for the final ELBOs and the importance-sampling :math:`\log p(x)`.
-    seed : int
-        Seed of ``torch.manual_seed``.
-
-    Returns
-    -------
-    AmortizationGap
-
-    References
-    ----------
-    1. Cremer, C., Li, X. and Duvenaud, D. (2018). Inference Suboptimality in Variational
-       Autoencoders. ICML.
-    2. Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance Weighted Autoencoders.
-       ICLR.
-
-    Examples
-    --------
-    >>> from pvae.models.vae import VAE
-    >>> vae = VAE(x_dim=4, z_dim=2, hidden=(), likelihood="gaussian")
-    >>> g = vae_amortization_gap(vae, torch.randn(5, 4), num_steps=50, num_particles=200)
-    >>> g.amortization_gap > 0
-    True
-    """
-    torch.manual_seed(seed)
-    frozen = [p for p in vae.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
-        with torch.no_grad():
-            loc0, scale0 = vae.encode(x)
-            elbo_amortized = _gaussian_elbo(vae, x, loc0, scale0, num_particles)
-        loc = loc0.clone().requires_grad_(True)
-        log_scale = scale0.log().clone().requires_grad_(True)
-        optim = torch.optim.Adam([loc, log_scale], lr=lr)
-        for _ in range(num_steps):
-            optim.zero_grad()
-            loss = -_gaussian_elbo(vae, x, loc, log_scale.exp(), num_samples).sum()
-            loss.backward()
-            optim.step()
-        with torch.no_grad():
-            scale = log_scale.exp()
-            elbo_best = _gaussian_elbo(vae, x, loc, scale, num_particles)
-            log_px = _iwae(vae, x, loc, scale, num_particles)
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-    total_px, total_am, total_best = (float(t.sum()) for t in (log_px, elbo_amortized, elbo_best))
-    return AmortizationGap(
-        total_px,
-        total_am,
-        total_best,
-        total_px - total_best,
-        total_best - total_am,
-        total_px - total_am,
-        log_px.to(torch.float64),
-        elbo_amortized.to(torch.float64),
-        elbo_best.to(torch.float64),
-    )

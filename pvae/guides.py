@@ -35,12 +35,14 @@ from pyro.infer import SVI
 from pyro.infer.enum import iter_discrete_traces
 from pyro.poutine.util import prune_subsample_sites
 
+from pvae.exact import _max_plate_nesting as _trace_plate_nesting
+
 __all__ = [
     "DiscreteTable",
     "GuideEnumeration",
     "MeanFieldGuide",
     "CAVIResult",
-    "FitResult",
+    "GuideFit",
     "enumerate_guide",
     "fit_guide",
     "cavi",
@@ -49,11 +51,11 @@ __all__ = [
 
 def _traces(model: Callable, guide: Callable, args: tuple, kwargs: dict):
     """One guide trace and the model replayed against it (subsample sites pruned)."""
-    guide_trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
         *args, **kwargs
     )
-    return prune_subsample_sites(model_trace), guide_trace
+    return prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
 
 
 def _latents(trace) -> list[str]:
@@ -71,15 +73,13 @@ def _plate_dims(site) -> frozenset[int]:
 def _max_plate_nesting(model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> int:
     """The number of batch dimensions the plates of ``model`` and ``guide`` use."""
     with poutine.block():
-        model_trace, guide_trace = _traces(model, guide, args, kwargs)
-    dims = [
-        -d
-        for tr in (model_trace, guide_trace)
-        for site in tr.nodes.values()
-        if site["type"] == "sample"
-        for d in _plate_dims(site)
-    ]
-    return max(dims, default=0)
+        traces = _traces(model, guide, args, kwargs)
+    return max(_trace_plate_nesting(tr) for tr in traces)
+
+
+def _weighted(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    r"""``w * t`` with :math:`0 \cdot t = 0` where the weight is 0 (``t`` may be ``-inf``)."""
+    return torch.where(w > 0, w * t, torch.zeros((), dtype=w.dtype))
 
 
 def _check_guide_covers_model(model_trace, guide_trace) -> None:
@@ -181,6 +181,11 @@ class GuideEnumeration:
         """Joint guide probabilities, the weights of every expectation."""
         return self.log_q.exp()
 
+    @property
+    def enum_dims(self) -> tuple[int, ...]:
+        """The enumeration dims: all of ``log_q``'s but the ``num_plate_dims`` rightmost."""
+        return tuple(range(self.log_q.dim() - self.num_plate_dims))
+
     def expectation(self, terms) -> float:
         r""":math:`\mathbb{E}_q[\sum_t t]`: sum over enumeration and the term's plates."""
         return float(self._expectation(terms))
@@ -188,9 +193,8 @@ class GuideEnumeration:
     def _expectation(self, terms) -> torch.Tensor:
         q, m, total = self.q, self.num_plate_dims, torch.zeros((), dtype=torch.float64)
         for t, dims in terms:
-            prod = torch.where(q > 0, q * t, torch.zeros((), dtype=q.dtype))
-            enum = list(range(prod.dim() - m))
-            res = prod.sum(enum) if enum else prod
+            prod = _weighted(q, t)
+            res = prod.sum(self.enum_dims) if self.enum_dims else prod
             for d in range(-1, -m - 1, -1):
                 if res.dim() >= -d:
                     res = res.sum(d, keepdim=True) if d in dims else res.mean(d, keepdim=True)
@@ -523,7 +527,7 @@ def _plates(frames) -> contextlib.ExitStack:
     return stack
 
 
-class FitResult(NamedTuple):
+class GuideFit(NamedTuple):
     """ELBO history of :func:`fit_guide` (positive-sense, nats), one entry per step."""
 
     elbos: list[float]
@@ -538,7 +542,7 @@ def fit_guide(
     lr: float = 0.05,
     seed: int | None = 0,
     **kwargs: Any,
-) -> FitResult:
+) -> GuideFit:
     r"""Fit a discrete guide by SVI with exact, enumerated gradients.
 
     The loss is the exact negative ELBO of :func:`enumerate_guide`: the guide's sites are
@@ -568,17 +572,15 @@ def fit_guide(
 
     Returns
     -------
-    FitResult
+    GuideFit
 
     Examples
     --------
-    >>> def model():
-    ...     a = pyro.sample("a", dist.Bernoulli(0.3))
-    ...     pyro.sample("x", dist.Bernoulli(0.9 * a + 0.1 * (1 - a)), obs=torch.tensor(1.0))
-    >>> guide = MeanFieldGuide(model)
-    >>> r = fit_guide(model, guide, num_steps=100, lr=0.2)
-    >>> round(guide.marginals()["a"][1].item(), 2)  # exact: 0.27 / 0.34 = 0.794
-    0.79
+    >>> from pvae import toy
+    >>> guide = MeanFieldGuide(toy.medical_test)
+    >>> r = fit_guide(toy.medical_test, guide, num_steps=200, lr=0.2)
+    >>> round(guide.marginals()["disease"][1].item(), 3)  # exact: 0.008 / 0.10304
+    0.078
     """
     if num_steps < 1:
         raise ValueError(f"`num_steps` must be a positive integer, got {num_steps}.")
@@ -594,7 +596,7 @@ def fit_guide(
     elbos = [-float(svi.step(*args, **kwargs)) for _ in range(num_steps)]
     with torch.no_grad():
         final = -float(loss(model, guide, *args, **kwargs))
-    return FitResult(elbos, final)
+    return GuideFit(elbos, final)
 
 
 class CAVIResult(NamedTuple):
@@ -614,7 +616,13 @@ class CAVIResult(NamedTuple):
 
 
 def _joint_table(model: Callable, args: tuple, kwargs: dict):
-    """Dense :math:`\\log p(x, z)` over the joint support of the model's latents."""
+    r"""Dense :math:`\log p(x, z)` over the joint support of the model's latents.
+
+    The guide's parallel enumeration of a uniform mean-field guide lays out the whole table
+    in one pass. (:func:`pvae.exact.enumerate_posterior` contracts the factors without
+    building the table in its parallel engine and replays the model once per cell in its
+    sequential one, 16 times slower at 4096 cells.)
+    """
     specs = MeanFieldGuide(model, *args, **kwargs)._specs
 
     def uniform(*a, **k):
@@ -654,8 +662,7 @@ def _expect_except(table: torch.Tensor, qs: list, i: int) -> torch.Tensor:
             shape = [1] * len(qs)
             shape[j] = -1
             w = w * q.reshape(shape)
-    w = w.expand(table.shape)
-    prod = torch.where(w > 0, w * table, torch.zeros((), dtype=table.dtype))
+    prod = _weighted(w.expand(table.shape), table)
     others = [j for j in range(len(qs)) if j != i]
     return prod.sum(others) if others else prod
 
@@ -699,13 +706,10 @@ def cavi(
 
     Examples
     --------
-    >>> def model():
-    ...     a = pyro.sample("a", dist.Bernoulli(0.5))
-    ...     b = pyro.sample("b", dist.Bernoulli(0.5))
-    ...     pyro.sample("x", dist.Bernoulli(0.9 * (a == b) + 0.05), obs=torch.tensor(1.0))
-    >>> r = cavi(model)
-    >>> round(r.kl, 4) > 0, round(r.log_evidence - r.elbo - r.kl, 12)
-    (True, 0.0)
+    >>> from pvae import toy
+    >>> r = cavi(toy.burglary_alarm)  # mean field cannot explain away: KL > 0
+    >>> round(r.kl, 3), round(r.log_evidence - r.elbo - r.kl, 12)
+    (0.476, 0.0)
     """
     sites, supports, table = _joint_table(model, args, kwargs)
     log_z = float(torch.logsumexp(table.reshape(-1), 0))
@@ -733,7 +737,7 @@ def cavi(
             for i, q in enumerate(qs)
         )
         q = log_q.exp()
-        elbo = float(torch.where(q > 0, q * (table - log_q), torch.zeros(())).sum())
+        elbo = float(_weighted(q, table - log_q).sum())
         if best is None or elbo > best[0] + 1e-12:
             best = (elbo, qs, it)
     elbo, qs, it = best

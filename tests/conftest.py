@@ -1,23 +1,16 @@
-"""Test set-up shared by every test, after Pyro's own ``tests/conftest.py``."""
+"""Fixtures for tests/.
 
-import os
+The repository's root ``conftest.py`` runs before every test (and every doctest): it
+clears Pyro's param store, seeds 0, enables Pyro validation and resets the default dtype.
+"""
 
-os.environ.setdefault("MPLBACKEND", "Agg")
-
-import pyro  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-# Tiny tensors run fastest on one thread; two threads on two busy cores thrash.
-torch.set_num_threads(1)
+import pytest
+import torch
 
 
-@pytest.fixture(autouse=True)
-def _fresh_pyro_state():
-    """Clear the param store, seed every generator and validate distributions."""
-    pyro.clear_param_store()
-    pyro.set_rng_seed(0)
-    pyro.enable_validation(True)
-    torch.set_default_dtype(torch.float32)
+@pytest.fixture
+def float64():
+    """Run a test in float64, as the exact (enumeration) tests need for 1e-9 tolerances."""
+    torch.set_default_dtype(torch.float64)
     yield
-    pyro.clear_param_store()
+    torch.set_default_dtype(torch.float32)

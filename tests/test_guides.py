@@ -12,13 +12,11 @@ from pvae.guides import DiscreteTable, MeanFieldGuide, cavi, enumerate_guide, fi
 
 
 @pytest.fixture
-def float64_one_thread():
-    """Exact checks in float64; one torch thread (tiny tensors, shared CPUs)."""
-    threads = torch.get_num_threads()
+def float64():
+    """Exact checks in float64; float32 again afterwards (doctests run in the same process)."""
     torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
+    torch.set_default_dtype(torch.float32)
 
 
 def test_discrete_table_matches_categorical():
@@ -33,7 +31,7 @@ def test_discrete_table_matches_categorical():
     assert set(d.sample((100,)).unique().tolist()) <= {1.0, 4.0, 9.0}
 
 
-def test_enumerate_guide_both_engines_agree(float64_one_thread):
+def test_enumerate_guide_both_engines_agree(float64):
     guide = MeanFieldGuide(toy.burglary_alarm, init="random")
     par = enumerate_guide(toy.burglary_alarm, guide, method="parallel")
     seq = enumerate_guide(toy.burglary_alarm, guide, method="sequential")
@@ -44,7 +42,7 @@ def test_enumerate_guide_both_engines_agree(float64_one_thread):
         assert torch.allclose(par.marginal(site)[1], guide.marginals()[site], atol=1e-12)
 
 
-def test_enumerate_guide_log_evidence_matches_exact_engine(float64_one_thread):
+def test_enumerate_guide_log_evidence_matches_exact_engine(float64):
     # logsumexp of the joint over the guide's support is an independent route to log p(x).
     for name in ["burglary-alarm", "sprinkler", "coin-bias", "gaussian-mixture", "toy-vae"]:
         model = toy.TOYS[name]
@@ -81,14 +79,14 @@ def test_mean_field_guide_structure():
         MeanFieldGuide(toy.medical_test, init="zeros")
 
 
-def test_cavi_single_site_is_exact(float64_one_thread):
+def test_cavi_single_site_is_exact(float64):
     r = cavi(toy.medical_test)
     assert r.marginals["disease"][1].item() == pytest.approx(0.008 / 0.10304, abs=1e-9)
     assert abs(r.kl) < 1e-12
     assert r.log_evidence == pytest.approx(math.log(0.10304), abs=1e-12)
 
 
-def test_cavi_is_a_fixed_point_and_not_exact_on_burglary(float64_one_thread):
+def test_cavi_is_a_fixed_point_and_not_exact_on_burglary(float64):
     r = cavi(toy.burglary_alarm)
     post = enumerate_posterior(toy.burglary_alarm)
     assert r.log_evidence == pytest.approx(post.log_evidence, abs=1e-12)
@@ -101,7 +99,7 @@ def test_cavi_is_a_fixed_point_and_not_exact_on_burglary(float64_one_thread):
     "name, num_steps, lr",
     [("burglary-alarm", 200, 0.5), ("sprinkler", 500, 0.5), ("medical-test", 200, 0.5)],
 )
-def test_svi_mean_field_reaches_cavi_optimum(float64_one_thread, name, num_steps, lr):
+def test_svi_mean_field_reaches_cavi_optimum(float64, name, num_steps, lr):
     model = toy.TOYS[name]
     best = cavi(model, num_restarts=20)
     guide = MeanFieldGuide(model)
