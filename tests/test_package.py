@@ -32,3 +32,17 @@ def test_unknown_attribute_raises_attribute_error():
         assert "no_such_name" in str(err)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_readme_quickstart_runs_and_says_what_it_prints():
+    """The README's quickstart is executed, so it stays true as features land."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert round(namespace["t"].prob("disease"), 4) == 0.0776
+    assert abs(float(namespace["post"].marginal("burglary")[1]) - 0.2842) < 1e-4
+    ev = namespace["ev"]
+    assert ev.elbo <= ev.log_likelihood < 0
