@@ -70,10 +70,10 @@ _EXPORTS = {
     "load": "pvae.checkpoint",
     "save": "pvae.checkpoint",
     # diagnostics (arviz itself is imported only when an export runs)
-    "CollapseDiagnostics": "pvae.diagnostics",
+    "CollapseDiagnostics": "pvae.collapse",
     "KHatResult": "pvae.diagnostics",
-    "collapse_callback": "pvae.diagnostics",
-    "collapse_diagnostics": "pvae.diagnostics",
+    "collapse_callback": "pvae.collapse",
+    "collapse_diagnostics": "pvae.collapse",
     "pareto_khat": "pvae.diagnostics",
     "psis_khat": "pvae.diagnostics",
     "to_inference_data": "pvae.diagnostics",
@@ -107,21 +107,18 @@ if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
     )
     from pvae.bayes import BayesTable, bayes_rule  # noqa: F401
     from pvae.checkpoint import load, save  # noqa: F401
+    from pvae.collapse import (  # noqa: F401
+        CollapseDiagnostics,
+        collapse_callback,
+        collapse_diagnostics,
+    )
     from pvae.comparison import (  # noqa: F401
         Comparison,
         ELBODecomposition,
         compare,
         elbo_decomposition,
     )
-    from pvae.diagnostics import (  # noqa: F401
-        CollapseDiagnostics,
-        KHatResult,
-        collapse_callback,
-        collapse_diagnostics,
-        pareto_khat,
-        psis_khat,
-        to_inference_data,
-    )
+    from pvae.diagnostics import KHatResult, pareto_khat, psis_khat, to_inference_data  # noqa: F401
     from pvae.divergence import KLEstimate, kl_divergence, total_variation  # noqa: F401
     from pvae.evaluation import Evaluation, evaluate  # noqa: F401
     from pvae.exact import ExactPosterior, enumerate_posterior  # noqa: F401

@@ -34,14 +34,8 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae.guides import (
-    DiscreteTable,
-    MeanFieldGuide,
-    _latents,
-    _weighted,
-    enumerate_guide,
-    fit_guide,
-)
+from pvae.guide_enumeration import DiscreteTable, _latents, _weighted, enumerate_guide
+from pvae.guides import MeanFieldGuide, fit_guide
 
 __all__ = ["AmortizationGap", "amortization_gap", "vae_amortization_gap"]
 

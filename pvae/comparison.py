@@ -40,7 +40,13 @@ from pyro.poutine.util import prune_subsample_sites
 
 from pvae.divergence import kl_divergence, total_variation
 from pvae.exact import enumerate_posterior
-from pvae.guides import _latents, _max_plate_nesting, _traces, _weighted, enumerate_guide
+from pvae.guide_enumeration import (
+    _latents,
+    _max_plate_nesting,
+    _traces,
+    _weighted,
+    enumerate_guide,
+)
 
 __all__ = ["Comparison", "ELBODecomposition", "compare", "elbo_decomposition"]
 
@@ -277,8 +283,9 @@ def elbo_decomposition(
         \mathrm{ELBO}(q) = \mathbb{E}_q[\log p(x|z)] - \mathrm{KL}(q(z|x) \,\|\, p(z))
 
     *Exact* (``method="enumeration"``, chosen automatically when every guide latent has finite
-    support): expectations are sums over the guide's support (:func:`pvae.guides.enumerate_guide`)
-    and :math:`\log p(x)` comes from :func:`pvae.exact.enumerate_posterior`; the KL is then
+    support): expectations are sums over the guide's support
+    (:func:`pvae.guide_enumeration.enumerate_guide`) and :math:`\log p(x)` comes from
+    :func:`pvae.exact.enumerate_posterior`; the KL is then
     :math:`\mathbb{E}_q[\log q(z) - \log p(z|x)]` with
     :math:`\log p(z|x) = \log p(x,z) - \log p(x)`, and the identity holds to rounding error.
 

@@ -8,13 +8,7 @@ from pvae import toy
 from pvae.amortization import amortization_gap, vae_amortization_gap
 from pvae.exact import enumerate_posterior
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Exact checks in float64; float32 again afterwards (doctests run in the same process)."""
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # exact checks in float64
 
 
 # Amortization gap (Cremer et al. 2018) on the discrete toy VAE.

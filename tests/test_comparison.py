@@ -12,18 +12,14 @@ from pvae import toy
 from pvae.comparison import Comparison, compare, elbo_decomposition
 from pvae.divergence import kl_divergence
 from pvae.exact import enumerate_posterior
-from pvae.guides import DiscreteTable, MeanFieldGuide
+from pvae.guide_enumeration import DiscreteTable
+from pvae.guides import MeanFieldGuide
 
 DISCRETE_TOYS = sorted(toy.TOYS)
 NONPLATED = ["medical-test", "burglary-alarm", "sprinkler", "monty-hall"]
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """Exact checks in float64; float32 again afterwards (doctests run in the same process)."""
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # exact checks in float64
 
 
 def _independent_kl(model, guide, post) -> float:
