@@ -141,7 +141,9 @@ def _split(model_trace, guide_trace, n: int, m: int) -> tuple[torch.Tensor, ...]
         for site in tr.nodes.values():
             if site["type"] != "sample":
                 continue
-            lp = _reduce(site["log_prob"] * site["scale"], n, m)
+            # the model's log density as Pyro defines it (poutine.scale included, as in
+            # enumerate_posterior); q is a normalized density, so its own scale is left out
+            lp = _reduce(site["unscaled_log_prob" if is_guide else "log_prob"], n, m)
             if is_guide:
                 log_q = log_q + lp
             elif site["is_observed"]:

@@ -246,13 +246,18 @@ class GuideEnumeration:
 
 
 def _terms(trace, which: str) -> list:
-    """``(log_prob, plate dims)`` of the ``"prior"``, ``"likelihood"`` or ``"guide"`` sites."""
+    """``(log_prob, plate dims)`` of the ``"prior"``, ``"likelihood"`` or ``"guide"`` sites.
+
+    Model sites carry their ``poutine.scale`` (Pyro's target, as in ``enumerate_posterior``);
+    the guide is a normalized density, so its own scale is left out.
+    """
     out = []
     for site in trace.nodes.values():
         if site["type"] != "sample":
             continue
         if which == "guide" or (site["is_observed"] == (which == "likelihood")):
-            lp = site["log_prob"].to(torch.float64) * site["scale"]
+            key = "unscaled_log_prob" if which == "guide" else "log_prob"
+            lp = site[key].to(torch.float64)
             out.append((lp, _plate_dims(site)))
     return out
 

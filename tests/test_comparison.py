@@ -5,6 +5,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 
@@ -108,6 +109,25 @@ def test_medical_test_terms_by_hand():
     post = 0.008 / 0.10304
     assert d.kl == pytest.approx(kl_divergence([1 - q1, q1], [1 - post, post]), abs=1e-12)
     assert "log p(x)" in str(d) and "enumeration" in str(d)
+
+
+def test_scaled_model_keeps_the_identity_and_the_guide_scale_is_ignored():
+    """poutine.scale on the model changes Pyro's target; q stays a normalized density."""
+    scaled = poutine.scale(toy.medical_test, scale=3.0)
+    q1 = 0.3
+
+    def guide():
+        with poutine.scale(scale=5.0):
+            pyro.sample("disease", dist.Bernoulli(torch.tensor(q1)))
+
+    d = elbo_decomposition(scaled, guide)
+    joint1, joint0 = 0.01 * 0.8, 0.99 * 0.096
+    entropy = -(q1 * math.log(q1) + (1 - q1) * math.log(1 - q1))
+    elbo = 3 * (q1 * math.log(joint1) + (1 - q1) * math.log(joint0)) + entropy
+    assert d.elbo == pytest.approx(elbo, abs=1e-12)
+    assert d.log_evidence == pytest.approx(math.log(joint1**3 + joint0**3), abs=1e-12)
+    assert d.log_evidence - d.elbo - d.kl == pytest.approx(0.0, abs=1e-9)
+    assert d.kl > 0
 
 
 X = torch.tensor([0.8, 1.3, 2.1, 0.4, 1.7], dtype=torch.float64)
