@@ -105,7 +105,8 @@ class MeanFieldGuide:
         if self.init == "uniform":
             init = _uniform(values, batch_shape)
         else:
-            init = torch.distributions.Dirichlet(torch.ones(len(values))).sample(batch_shape)
+            ones = torch.ones(len(values), dtype=_dtype(values))
+            init = torch.distributions.Dirichlet(ones).sample(batch_shape)
         return pyro.param(f"{self.prefix}.{name}", init, constraint=constraints.simplex)
 
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
@@ -116,8 +117,13 @@ class MeanFieldGuide:
         return {s: self._probs(s).detach().to(torch.float64) for s in self.sites}
 
 
+def _dtype(values: torch.Tensor) -> torch.dtype:
+    """Float dtype for a site's factor: the site's own (a float64 Bernoulli), else the default."""
+    return values.dtype if values.is_floating_point() else torch.get_default_dtype()
+
+
 def _uniform(values: torch.Tensor, batch_shape: tuple) -> torch.Tensor:
-    return torch.full(batch_shape + (len(values),), 1.0 / len(values))
+    return torch.full(batch_shape + (len(values),), 1.0 / len(values), dtype=_dtype(values))
 
 
 def _plates(frames) -> contextlib.ExitStack:

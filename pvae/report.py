@@ -152,16 +152,11 @@ def _svi_vs_exact(steps: int, seed: int) -> tuple[dict, Any]:
     from pvae.guides import MeanFieldGuide, cavi, fit_guide
     from pvae.toy import sprinkler
 
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # the toys compute in float64
-    try:
-        exact = enumerate_posterior(sprinkler)
-        guide = MeanFieldGuide(sprinkler, prefix="demo_mf")
-        fitted = fit_guide(sprinkler, guide, num_steps=steps, lr=0.2, seed=seed)
-        report = compare(exact, guide, model=sprinkler)
-        best = cavi(sprinkler, seed=seed)
-    finally:
-        torch.set_default_dtype(default)
+    exact = enumerate_posterior(sprinkler)
+    guide = MeanFieldGuide(sprinkler, prefix="demo_mf")
+    fitted = fit_guide(sprinkler, guide, num_steps=steps, lr=0.2, seed=seed)
+    report = compare(exact, guide, model=sprinkler)
+    best = cavi(sprinkler, seed=seed)
     sites = {
         site: {
             "support": [float(v) for v in exact.support(site).reshape(-1)],
