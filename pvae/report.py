@@ -226,8 +226,9 @@ def run_demo(
 
     Examples
     --------
-    >>> result = run_demo("demo-output", smoke=True)  # doctest: +SKIP
-    >>> sorted(result.models)  # doctest: +SKIP
+    >>> import tempfile
+    >>> result = run_demo(tempfile.mkdtemp(), epochs=1, smoke=True)
+    >>> sorted(result.models)
     ['autoencoder', 'vae']
     """
     threads = torch.get_num_threads()
@@ -429,12 +430,13 @@ def write_report(path: str | Path, metrics: dict, figures: dict[str, Path]) -> P
     --------
     Rewrite the page of an earlier run from its files:
 
-    >>> import json
-    >>> folder = Path("demo-output")
-    >>> metrics = json.loads((folder / "metrics.json").read_text())  # doctest: +SKIP
-    >>> figures = {k: folder / v for k, v in metrics["figures"].items()}  # doctest: +SKIP
-    >>> write_report(folder / "report.html", metrics, figures)  # doctest: +SKIP
-    PosixPath('demo-output/report.html')
+    >>> import json, tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = run_demo(folder, epochs=1, smoke=True)
+    >>> metrics = json.loads((folder / "metrics.json").read_text())
+    >>> figures = {k: folder / v for k, v in metrics["figures"].items()}
+    >>> write_report(folder / "report.html", metrics, figures).name
+    'report.html'
     """
     v, a, s, b = (
         metrics["vae"],
