@@ -1,0 +1,278 @@
+"""Tests for pvae.train.fit: conjugate posterior, determinism, NaN guard, resume, options."""
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro.distributions import constraints
+
+from pvae.checkpoint import read_state
+from pvae.models import VAE, Autoencoder
+from pvae.train import FitResult, TrainingDivergedError, fit
+
+
+def _digits_like(n=96, d=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, d, generator=g)
+
+
+def _small_vae(d=12):
+    return VAE(d, 2, hidden=(8,), likelihood="continuous_bernoulli")
+
+
+def _strip(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+# --- a conjugate model with a global latent: minibatch SVI reaches the analytic posterior
+def _global_mean_model(x, num_examples=None):
+    mu = pyro.sample("mu", dist.Normal(0.0, 10.0))
+    with pyro.plate("data", num_examples or len(x), subsample_size=len(x)):
+        pyro.sample("x", dist.Normal(mu, 1.0), obs=x)
+
+
+def _global_mean_guide(x, num_examples=None):
+    m = pyro.param("m", torch.tensor(0.0))
+    s = pyro.param("s", torch.tensor(0.2), constraint=constraints.positive)
+    pyro.sample("mu", dist.Normal(m, s))
+
+
+def test_minibatch_svi_reaches_conjugate_posterior():
+    torch.manual_seed(1)
+    n = 200
+    x = 1.5 + torch.randn(n)
+    precision = 1 / 10.0**2 + n  # prior N(0, 10^2), unit-variance likelihood
+    post_mean, post_sd = x.sum().item() / precision, precision**-0.5
+    elbo = pyro.infer.TraceMeanField_ELBO(
+        num_particles=32, vectorize_particles=True, max_plate_nesting=1
+    )
+    res = fit(
+        _global_mean_model,
+        x,
+        guide=_global_mean_guide,
+        epochs=40,
+        batch_size=20,
+        lr=0.05,
+        elbo=elbo,
+        lr_schedule=lambda epoch: 0.05 if epoch < 15 else 0.01,
+        seed=0,
+    )
+    assert abs(pyro.param("m").item() - post_mean) < 0.02  # posterior sd is 0.0707
+    assert abs(pyro.param("s").item() / post_sd - 1) < 0.1
+    # the ELBO per example reaches log p(x) / N (the guide family holds the posterior)
+    cov = torch.eye(n, dtype=torch.float64) + 10.0**2
+    log_evidence = dist.MultivariateNormal(torch.zeros(n, dtype=torch.float64), cov).log_prob(
+        x.double()
+    )
+    last = sum(row["train_elbo"] for row in res.history[-5:]) / 5
+    assert abs(last - log_evidence.item() / n) < 0.01
+    assert set(res.params) == {"m", "s"}
+
+
+def test_same_seed_same_history_and_result_record():
+    x = _digits_like()
+    runs = []
+    for _ in range(2):
+        pyro.clear_param_store()
+        torch.manual_seed(5)  # same initial weights
+        vae = _small_vae()
+        runs.append(fit(vae, x, epochs=2, batch_size=32, seed=3, val_data=x[:16]))
+    assert isinstance(runs[0], FitResult)
+    assert _strip(runs[0].history) == _strip(runs[1].history)
+    assert set(runs[0].history[0]) >= {"epoch", "train_elbo", "reconstruction", "kl", "val_elbo"}
+    assert runs[0].history[-1]["epoch"] == 2 and runs[0].stopped == "completed"
+    for k in runs[0].params:
+        assert torch.equal(runs[0].params[k], runs[1].params[k])
+    pyro.clear_param_store()
+    torch.manual_seed(5)
+    other = fit(_small_vae(), x, epochs=2, batch_size=32, seed=4)
+    assert other.history[0]["train_elbo"] != runs[0].history[0]["train_elbo"]
+
+
+def test_analytic_path_is_the_meanfield_estimator():
+    x = _digits_like()
+    rows = {}
+    for elbo in ("meanfield", "analytic"):
+        pyro.clear_param_store()
+        torch.manual_seed(0)
+        rows[elbo] = fit(_small_vae(), x, epochs=2, batch_size=32, elbo=elbo, seed=1).history
+    for a, b in zip(rows["meanfield"], rows["analytic"], strict=True):
+        assert a["train_elbo"] == pytest.approx(b["train_elbo"], rel=1e-5)
+        assert a["kl"] == pytest.approx(b["kl"], rel=1e-5)
+
+
+@pytest.mark.parametrize("elbo", ["trace", "jit"])
+def test_pyro_elbos_train_a_vae(elbo):
+    x = _digits_like()
+    torch.manual_seed(0)
+    vae = _small_vae()
+    res = fit(vae, x, epochs=3, batch_size=32, lr=1e-2, elbo=elbo, seed=0)
+    assert res.history[-1]["train_elbo"] > res.history[0]["train_elbo"]
+    assert all(math.isfinite(r["kl"]) and r["kl"] >= 0 for r in res.history)
+
+
+def _exploding(after):
+    calls = {"n": 0}
+
+    def model(x):
+        calls["n"] += 1
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+        if calls["n"] > after:
+            pyro.factor("boom", torch.tensor(-math.inf))
+
+    return model
+
+
+def _empty_guide(x):
+    pass
+
+
+def test_infinite_loss_stops_within_one_step_and_keeps_checkpoint(tmp_path):
+    x = torch.randn(40)
+    model = _exploding(after=6)  # 4 steps per epoch: epoch 2, step 3 blows up
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 3 of 4.*Lower `lr`") as err:
+        fit(model, x, guide=_empty_guide, epochs=5, batch_size=10, seed=0, checkpoint_dir=tmp_path)
+    assert "last.safetensors" in str(err.value) and "clip_norm" in str(err.value)
+    kind, state = read_state(tmp_path / "last.safetensors")
+    assert kind == "fit" and state["epoch"] == 1 and len(state["history"]) == 1
+    assert torch.isfinite(pyro.param("loc")).all()  # the bad update never happened
+
+
+@pytest.mark.filterwarnings("ignore:Encountered NaN")
+def test_nan_loss_is_reported_without_a_checkpoint():
+    pyro.enable_validation(False)  # else the distribution check catches the NaN first
+
+    def model(x):
+        loc = pyro.param("loc", torch.tensor(0.0))
+        pyro.factor("nan", loc * math.nan)
+
+    with pytest.raises(TrainingDivergedError, match=r"nan at epoch 1, step 1 .*No checkpoint"):
+        fit(model, torch.zeros(4), guide=_empty_guide, epochs=1, batch_size=4)
+
+
+def test_keyboard_interrupt_saves_and_returns_partial_result(tmp_path):
+    def stop_at_two(epoch, model, row):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    res = fit(
+        _exploding(after=10**9),
+        torch.randn(20),
+        guide=_empty_guide,
+        epochs=5,
+        batch_size=10,
+        checkpoint_dir=tmp_path,
+        callbacks=[stop_at_two],
+    )
+    assert res.stopped == "interrupted" and len(res.history) == 1
+    kind, state = read_state(res.checkpoint)
+    assert state["partial"] is True and state["epoch"] == 1
+
+
+@pytest.mark.parametrize("custom", [False, True])
+def test_resume_gives_the_uninterrupted_history(tmp_path, custom):
+    x = _digits_like()
+
+    def run(epochs, **kwargs):
+        if custom:
+            return fit(_exploding(10**9), x[:, 0], guide=_empty_guide, epochs=epochs, **kwargs)
+        torch.manual_seed(0)
+        return fit(_small_vae(), x, epochs=epochs, val_data=x[:8], **kwargs)
+
+    full = run(4, batch_size=32, seed=2)
+    pyro.clear_param_store()
+    run(2, batch_size=32, seed=2, checkpoint_dir=tmp_path)
+    pyro.clear_param_store()
+    pyro.set_rng_seed(123)  # the checkpoint restores every generator
+    resumed = run(4, batch_size=32, seed=9, resume_from=tmp_path / "last.safetensors")
+    assert _strip(resumed.history) == _strip(full.history)
+    for k in full.params:
+        assert torch.equal(resumed.params[k], full.params[k])
+
+
+def test_early_stopping_on_validation_elbo(tmp_path):
+    def model(x):
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+
+    train, val = torch.full((20,), 3.0), torch.full((10,), -3.0)  # val gets worse every epoch
+    res = fit(
+        model,
+        train,
+        guide=_empty_guide,
+        epochs=20,
+        batch_size=10,
+        lr=0.1,
+        val_data=val,
+        early_stopping=2,
+        checkpoint_dir=tmp_path,
+    )
+    assert res.stopped == "early_stopping" and res.best_epoch == 1 and len(res.history) == 3
+    # val ELBO of N(loc, 1) at x = -3 after epoch 1 is exact: no latent variables
+    loc1 = read_state(tmp_path / "best.safetensors")[1]["param_store"]["values"]["loc"]
+    expected = dist.Normal(loc1, 1.0).log_prob(torch.tensor(-3.0)).item()
+    assert res.history[0]["val_elbo"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_schedules_callbacks_optimizers_and_clipping():
+    x = _digits_like()
+    torch.manual_seed(0)
+    vae = _small_vae()
+    res = fit(
+        vae,
+        x,
+        epochs=2,
+        batch_size=32,
+        beta_schedule=lambda e: 0.5 * e,
+        lr_schedule=lambda e: 1e-3 / e,
+        clip_norm=1.0,
+        optimizer=pyro.optim.Adam({"lr": 1e-3}),
+        callbacks=[lambda epoch, model, row: {"beta_seen": model.beta}],
+        progress=True,
+    )
+    assert [r["beta"] for r in res.history] == [0.5, 1.0] == [r["beta_seen"] for r in res.history]
+    assert [r["lr"] for r in res.history] == [1e-3, 5e-4]
+    pyro.clear_param_store()
+    res = fit(_small_vae(), x, epochs=1, batch_size=32, optimizer=torch.optim.SGD)
+    assert math.isfinite(res.history[0]["train_elbo"])
+
+
+def test_autoencoder_history_is_a_loss():
+    x = _digits_like()
+    ae = Autoencoder(12, 2)
+    res = fit(ae, x, epochs=2, batch_size=32, elbo="analytic", val_data=x[:16], seed=0)
+    row = res.history[-1]
+    assert "train_loss" in row and "val_loss" in row and "train_elbo" not in row
+    with torch.no_grad():
+        mse = -ae.elbo_terms(x[:16]).reconstruction.mean().item()
+    assert row["val_loss"] == pytest.approx(mse, rel=1e-5)
+
+
+def test_invalid_arguments():
+    x = _digits_like()
+    with pytest.raises(ValueError, match="`elbo` must be"):
+        fit(_small_vae(), x, elbo="bogus")
+    with pytest.raises(ValueError, match='`elbo="analytic"` needs'):
+        fit(_exploding(1), x, guide=_empty_guide, elbo="analytic")
+    with pytest.raises(ValueError, match="`epochs` must be a positive int"):
+        fit(_small_vae(), x, epochs=0)
+    with pytest.raises(ValueError, match="pass `guide=`"):
+        fit(_exploding(1), x)
+    with pytest.raises(ValueError, match="no `beta` attribute"):
+        fit(_exploding(1), x, guide=_empty_guide, beta_schedule=lambda e: 1.0)
+    with pytest.raises(ValueError, match="`lr` must be a positive"):
+        fit(_small_vae(), x, lr=-1.0)
+
+
+def test_dataset_input_and_device_argument():
+    x = _digits_like()
+    torch.manual_seed(0)
+    dataset = torch.utils.data.TensorDataset(x)
+    res = fit(_small_vae(), dataset, epochs=2, batch_size=40, seed=0, device="cpu")
+    assert [r["epoch"] for r in res.history] == [1, 2]
+    assert all(math.isfinite(r["train_elbo"]) for r in res.history)
