@@ -70,8 +70,9 @@ class FitResult(NamedTuple):
     history : list of dict
         One row per epoch: ``epoch``, ``train_elbo`` (``train_loss`` for squared-error
         models), ``reconstruction`` and ``kl`` where the model has ``elbo_terms``,
-        ``val_elbo`` (``val_loss``) with ``val_data``, ``lr``/``beta`` when scheduled,
-        ``seconds``, and whatever the callbacks add. Nats per example.
+        ``val_elbo`` (``val_loss``), ``val_reconstruction`` and ``val_kl`` with
+        ``val_data``, ``lr``/``beta`` when scheduled, ``seconds``, and whatever the callbacks
+        add. Nats per example.
     best_epoch : int
         Epoch with the best validation (else training) objective.
     params : dict of str to torch.Tensor
@@ -320,13 +321,13 @@ def _epoch_stats(
     held: Any,
     device: Any,
 ) -> dict[str, float]:
-    """Once per epoch, no gradients: ELBO terms (on validation or a held batch), val ELBO."""
+    """Once per epoch, no gradients: ELBO terms on a held training batch and on validation."""
     row = {}
     if key == "elbo" and callable(getattr(model, "elbo_terms", None)):
-        rec, kl = _terms_per_example(model, val_batches or held, device)
-        row["reconstruction"], row["kl"] = rec, kl
+        row["reconstruction"], row["kl"] = _terms_per_example(model, held, device)
         if val_batches is not None:
-            row["val_elbo"] = rec - kl
+            rec, kl = _terms_per_example(model, val_batches, device)
+            row["val_reconstruction"], row["val_kl"], row["val_elbo"] = rec, kl, rec - kl
     elif val_batches is not None:
         size = _num_examples(val_batches)
         loss = _pyro_loss_per_example(
@@ -444,9 +445,9 @@ def fit(
     scales the plate. The history is then the full-data ELBO divided by :math:`N`.
 
     **History.** ``train_elbo`` is the mean of the step estimates over the epoch (with
-    ``beta != 1`` the :math:`\beta`-weighted objective); ``reconstruction``, ``kl`` and
-    ``val_elbo`` are computed once per epoch without gradients, on ``val_data`` or else
-    on the first ``batch_size`` training examples.
+    ``beta != 1`` the :math:`\beta`-weighted objective); ``reconstruction`` and ``kl`` are
+    computed once per epoch without gradients on the first ``batch_size`` training
+    examples, and ``val_elbo``, ``val_reconstruction``, ``val_kl`` on ``val_data``.
 
     **Several processes.** Under ``torchrun --nproc_per_node=N`` each process trains on its
     shard of the data, ``batch_size`` is per process, gradients are averaged by parameter
@@ -526,7 +527,7 @@ def fit(
     val_batches = held = None
     if val_data is not None:
         val_batches = shard_batches(as_batches(val_data, batch_size=batch_size), context)
-    elif has_terms:
+    if has_terms:
         held = [next(iter(as_batches(data, batch_size=batch_size)))]
 
     history: list[dict[str, float]] = []

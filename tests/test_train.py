@@ -276,3 +276,19 @@ def test_dataset_input_and_device_argument():
     res = fit(_small_vae(), dataset, epochs=2, batch_size=40, seed=0, device="cpu")
     assert [r["epoch"] for r in res.history] == [1, 2]
     assert all(math.isfinite(r["train_elbo"]) for r in res.history)
+
+
+def test_history_terms_are_labelled_by_the_data_they_were_computed_on():
+    torch.manual_seed(0)
+    vae = _small_vae()
+    x, x_val = _digits_like(), _digits_like(n=40, seed=1)
+    res = fit(vae, x, epochs=2, batch_size=32, elbo="analytic", seed=0, val_data=x_val)
+    row = res.history[-1]
+    with torch.no_grad():
+        torch.manual_seed(123)  # elbo_terms draws one z per example: compare in expectation
+        val = vae.elbo_terms(x_val.repeat(200, 1))
+        train = vae.elbo_terms(x[:32].repeat(200, 1))
+    assert row["val_elbo"] == pytest.approx(row["val_reconstruction"] - row["val_kl"], abs=1e-9)
+    assert row["val_kl"] == pytest.approx(val.kl.mean().item(), rel=1e-5)  # KL is analytic
+    assert row["kl"] == pytest.approx(train.kl.mean().item(), rel=1e-5)
+    assert row["val_reconstruction"] == pytest.approx(val.reconstruction.mean().item(), abs=0.05)
