@@ -434,11 +434,19 @@ def training_curves(
     fig = _new_figure(5.0 * len(panels), 3.6)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, (name, unit, panel_keys) in zip(axes, panels, strict=True):
+        bases = list(
+            dict.fromkeys(k.removeprefix("val_").removeprefix("train_") for k in panel_keys)
+        )
         for key in panel_keys:
             xs, ys = _series(history, key)
-            if xs:
-                style = "--" if key.startswith("val") else "-"
-                ax.plot(xs, ys, style, marker="o", markersize=3, label=labels[key])
+            if xs:  # one colour per quantity; validation dashed, training solid with dots
+                color = f"C{bases.index(key.removeprefix('val_').removeprefix('train_'))}"
+                if key.startswith("val"):
+                    ax.plot(xs, ys, "--", color=color, linewidth=1.5, label=labels[key])
+                else:
+                    ax.plot(
+                        xs, ys, "-", color=color, marker="o", markersize=2.5, label=labels[key]
+                    )
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
