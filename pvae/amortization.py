@@ -191,7 +191,7 @@ def amortization_gap(
 
     def amortized(x):
         net = pyro.module("amortization_gap.encoder", encoder)
-        probs = torch.softmax(net(x.to(x.dtype)), -1)
+        probs = torch.softmax(net(x), -1)
         with pyro.plate(frame.name, frame.size, dim=frame.dim):
             pyro.sample(site, DiscreteTable(probs, values))
 

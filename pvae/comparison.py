@@ -268,6 +268,20 @@ def _log_evidence(model, guide, args, kwargs, given, *, analytic: bool, discrete
     return value, "quadrature" if value is not None else "unavailable"
 
 
+def _enumerated(e, model, guide, args, kwargs, log_evidence) -> ELBODecomposition:
+    """The exact decomposition from a guide enumeration ``e``."""
+    reconstruction = e.expectation(e.likelihood_terms)
+    kl_prior = e.expectation(e.guide_terms) - e.expectation(e.prior_terms)
+    elbo = reconstruction - kl_prior
+    log_evidence, how = _log_evidence(
+        model, guide, args, kwargs, log_evidence, analytic=False, discrete=True, m=0
+    )
+    return ELBODecomposition(
+        log_evidence, elbo, log_evidence - elbo, reconstruction, kl_prior,
+        method="enumeration", evidence_method=how,
+    )  # fmt: skip
+
+
 def elbo_decomposition(
     model: Callable,
     guide: Callable,
@@ -350,16 +364,7 @@ def elbo_decomposition(
         )
     if discrete and method != "monte_carlo":
         e = enumerate_guide(model, guide, *args, **kwargs)
-        reconstruction = e.expectation(e.likelihood_terms)
-        kl_prior = e.expectation(e.guide_terms) - e.expectation(e.prior_terms)
-        elbo = reconstruction - kl_prior
-        log_evidence, how = _log_evidence(
-            model, guide, args, kwargs, log_evidence, analytic=False, discrete=True, m=0
-        )
-        return ELBODecomposition(
-            log_evidence, elbo, log_evidence - elbo, reconstruction, kl_prior,
-            method="enumeration", evidence_method=how,
-        )  # fmt: skip
+        return _enumerated(e, model, guide, args, kwargs, log_evidence)
     m = _max_plate_nesting(model, guide, *args, **kwargs)
     log_q, log_prior, log_lik = _particles(model, guide, args, kwargs, num_particles, m)
     elbo, elbo_se = _mean_se(log_lik + log_prior - log_q)
@@ -530,7 +535,7 @@ def compare(
             pn, qn = (p, q) if n is None else (p[n], q[n])
             for k, v in enumerate(support.tolist()):
                 rows.append((site, n, float(v), float(pn[k]), float(qn[k])))
-    d = elbo_decomposition(model, guide, *args, log_evidence=exact.log_evidence, **kwargs)
+    d = _enumerated(e, model, guide, args, kwargs, exact.log_evidence)  # reuse `e`
     return Comparison(
         tuple(exact.sites), tuple(rows), kl_qp_site, kl_pq_site, tv_site, d.kl,
         _joint_kl_pq(e), d.log_evidence, d.elbo, d.kl,

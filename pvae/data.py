@@ -752,6 +752,11 @@ def load_dataset(
         return digits(binarize, seed=seed)
     if str(source) in ("fashion-mnist", "fashion_mnist"):
         return fashion_mnist(root, binarize=binarize, seed=seed)
+    if not 0 < test_fraction < 1:  # before reading a possibly large file
+        raise ValueError(
+            f"`test_fraction` must be in (0, 1), got {test_fraction}. Pass the share of rows "
+            "to hold out, e.g. 0.1."
+        )
     path = Path(source)
     labels = None
     if path.suffix.lower() == ".npz" and path.is_file():
@@ -777,8 +782,6 @@ def load_dataset(
                 f"`y` in {path.name} must have shape ({len(array)},), got {labels.shape}."
             )
         y = torch.from_numpy(labels.astype(np.int64))
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}.")
     num_test = max(1, round(test_fraction * len(x)))
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     test, train = order[:num_test], order[num_test:]

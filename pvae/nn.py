@@ -179,6 +179,18 @@ class GaussianHead(nn.Module):
         return self.loc(h), F.softplus(self.scale(h)) + self.min_scale
 
 
+def _gaussian_mlp(
+    in_dim: int, z_dim: int, hidden: Sequence[int], activation: str
+) -> tuple[nn.Module, GaussianHead]:
+    """The fully connected part of an encoder: an MLP body (``nn.Identity`` when ``hidden``
+    is empty) with widths ``hidden``, then a :class:`GaussianHead`."""
+    hidden = _int_tuple(hidden, "hidden")
+    if not hidden:
+        return nn.Identity(), GaussianHead(in_dim, z_dim)
+    body = MLP(in_dim, hidden[-1], hidden[:-1], activation, activation)
+    return body, GaussianHead(hidden[-1], z_dim)
+
+
 class MLPEncoder(nn.Module):
     """Gaussian encoder ``q(z | x[, c])``: flatten ``x``, append ``c``, MLP, :class:`GaussianHead`.
 
@@ -213,12 +225,7 @@ class MLPEncoder(nn.Module):
         super().__init__()
         shape = (x_shape,) if isinstance(x_shape, int) else tuple(x_shape)
         in_dim = math.prod(_int_tuple(shape, "x_shape")) + cond_dim
-        hidden = _int_tuple(hidden, "hidden")
-        if hidden:
-            self.body: nn.Module = MLP(in_dim, hidden[-1], hidden[:-1], activation, activation)
-        else:
-            self.body = nn.Identity()
-        self.head = GaussianHead(hidden[-1] if hidden else in_dim, z_dim)
+        self.body, self.head = _gaussian_mlp(in_dim, z_dim, hidden, activation)
         self.num_event_dims = len(shape)
 
     def forward(
@@ -277,6 +284,16 @@ def _conv_sizes(size: int, layers: int) -> list[int]:
     return sizes
 
 
+def _conv_geometry(
+    image_shape: Sequence[int], channels: Sequence[int]
+) -> tuple[int, tuple[int, ...], list[int], list[int]]:
+    """Validated ``(C, channels, heights, widths)``: input channels, then the feature-map
+    sizes before the first and after each stride-2 convolution (shared by both conv nets)."""
+    c, h, w = _image_shape(image_shape)
+    channels = _int_tuple(channels, "channels")
+    return c, channels, _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
+
+
 class ConvEncoder(nn.Module):
     """Gaussian encoder for images ``[N, H, W]`` or ``[N, C, H, W]``.
 
@@ -316,26 +333,21 @@ class ConvEncoder(nn.Module):
         cond_dim: int = 0,
     ) -> None:
         super().__init__()
-        c, h, w = _image_shape(image_shape)
-        channels = _int_tuple(channels, "channels")
+        c, channels, hs, ws = _conv_geometry(image_shape, channels)
         layers: list[nn.Module] = []
         for a, b in zip((c, *channels), channels, strict=False):
             layers += [nn.Conv2d(a, b, 3, stride=2, padding=1), _activation(activation)]
         self.conv = nn.Sequential(*layers)
         self.image_dims = len(tuple(image_shape))
-        hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
         flat = (channels[-1] if channels else c) * hs[-1] * ws[-1] + cond_dim
-        hidden = _int_tuple(hidden, "hidden")
-        self.body = MLP(flat, hidden[-1], hidden[:-1], activation, activation) if hidden else None
-        self.head = GaussianHead(hidden[-1] if hidden else flat, z_dim)
+        self.body, self.head = _gaussian_mlp(flat, z_dim, hidden, activation)
 
     def forward(
         self, x: torch.Tensor, c: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.image_dims == 2:
             x = x.unsqueeze(-3)
-        h = _cat(self.conv(x).flatten(1), c)
-        return self.head(h if self.body is None else self.body(h))
+        return self.head(self.body(_cat(self.conv(x).flatten(1), c)))
 
 
 class ConvDecoder(nn.Module):
@@ -379,9 +391,7 @@ class ConvDecoder(nn.Module):
         cond_dim: int = 0,
     ) -> None:
         super().__init__()
-        c, h, w = _image_shape(image_shape)
-        channels = _int_tuple(channels, "channels")
-        hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
+        c, channels, hs, ws = _conv_geometry(image_shape, channels)
         top = channels[-1] if channels else c
         self.grid = (top, hs[-1], ws[-1])
         hidden = _int_tuple(hidden, "hidden")

@@ -69,9 +69,7 @@ def _images(values: Any, image_shape: Sequence[int], name: str) -> np.ndarray:
     height, width = (int(s) for s in image_shape)
     if array.ndim == 1:
         array = array[None]
-    if array.shape[-1] == height * width:
-        return array.reshape(-1, height, width)
-    if array.shape[-2:] == (height, width):
+    if array.shape[-1] == height * width or array.shape[-2:] == (height, width):
         return array.reshape(-1, height, width)
     raise ValueError(
         f"`{name}` must hold images of {height}x{width} = {height * width} pixels per row, got "
@@ -345,10 +343,10 @@ def interpolation(
     1
     """
     grid = _numpy(images, "images")
-    steps = grid.shape[-2] if grid.ndim == 3 else len(_images(grid, image_shape, "images"))
     tiles = _images(
         grid.reshape(-1, grid.shape[-1]) if grid.ndim == 3 else grid, image_shape, "images"
     )
+    steps = grid.shape[-2] if grid.ndim == 3 else len(tiles)
     fig = _new_figure(min(0.9 * steps, 12) + 0.4, 0.9 * len(tiles) / steps + 0.8)
     ax = fig.subplots()
     _show(ax, tiles, steps)

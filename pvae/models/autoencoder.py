@@ -30,7 +30,7 @@ import pyro
 import torch
 
 from pvae.models.likelihoods import Likelihood, _in_range
-from pvae.models.vae import ELBOTerms, _check_dim, _PyroModule, _x_shape
+from pvae.models.vae import ELBOTerms, _check_codes, _check_dim, _PyroModule, _x_shape
 from pvae.nn import ACTIVATIONS, MLP, _int_tuple
 
 __all__ = ["Autoencoder"]
@@ -211,9 +211,7 @@ class Autoencoder(_PyroModule):
         >>> Autoencoder((2, 2), 3).decode(torch.zeros(5, 3)).shape
         torch.Size([5, 2, 2])
         """
-        if not isinstance(h, torch.Tensor) or h.dim() != 2 or h.shape[1] != self.code_dim:
-            shape = list(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
-            raise ValueError(f"`h` must have shape [N, {self.code_dim}], got {shape}.")
+        _check_codes(h, self.code_dim, "h")
         return self._decode(h)
 
     @torch.no_grad()

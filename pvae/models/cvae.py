@@ -80,13 +80,13 @@ class ConditionalVAE(VAE):
         likelihood: Any = "bernoulli",
         **kwargs: Any,
     ) -> None:
-        self._num_classes = _check_dim(num_classes, "num_classes")
+        # set before VAE.__init__, which sizes the networks with `_cond_dim()`
+        self.num_classes = _check_dim(num_classes, "num_classes")
         super().__init__(x_dim, z_dim, hidden, likelihood, **kwargs)
-        self.num_classes = self._num_classes
         self.config["num_classes"] = self.num_classes
 
     def _cond_dim(self) -> int:
-        return self._num_classes
+        return self.num_classes
 
     def _labels(self, y: Any, n: int, like: torch.Tensor) -> torch.Tensor:
         """One-hot rows ``[n, num_classes]`` in ``like``'s dtype and device."""
@@ -96,15 +96,23 @@ class ConditionalVAE(VAE):
             y = y.expand(n)
         if y.dim() == 1 and y.shape[0] == n:
             labels = y.long()
-            if not torch.equal(labels.to(y.dtype), y) or not ((labels >= 0) & (labels < k)).all():
+            # integer dtypes round-trip exactly: only float labels need the whole-number test
+            whole = not y.is_floating_point() or torch.equal(labels.to(y.dtype), y)
+            if not whole or not ((labels >= 0) & (labels < k)).all():
                 raise ValueError(
                     f"`y` must hold integer labels in [0, {k}), got values in "
-                    f"[{y.min().item()}, {y.max().item()}]."
+                    f"[{y.min().item()}, {y.max().item()}]. Pass class indices 0..{k - 1}."
                 )
             return F.one_hot(labels, k).to(like.dtype)
         if y.dim() == 2 and tuple(y.shape) == (n, k) and y.is_floating_point():
-            if not ((y >= 0).all() and torch.allclose(y.sum(-1), y.new_ones(n), atol=1e-4)):
-                raise ValueError("`y` rows must be one-hot (or class probabilities summing to 1).")
+            sums = y.sum(-1)
+            if not ((y >= 0).all() and torch.allclose(sums, torch.ones_like(sums), atol=1e-4)):
+                raise ValueError(
+                    "`y` rows must be one-hot (or class probabilities summing to 1), got "
+                    f"row sums in [{sums.min().item():.4g}, {sums.max().item():.4g}] and "
+                    f"smallest entry {y.min().item():.4g}. Normalize the rows, or pass "
+                    "integer labels."
+                )
             return y.to(like.dtype)
         raise ValueError(
             f"`y` must be {n} integer labels (shape [{n}]) or one-hot rows (shape [{n}, {k}]), "

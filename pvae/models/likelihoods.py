@@ -198,7 +198,7 @@ class GaussianLikelihood(Likelihood):
         if self.fixed_scale is None:
             scale = self.log_scale.exp().expand(params.shape)
         else:
-            scale = torch.full_like(params, self.fixed_scale)
+            scale = params.new_full((), self.fixed_scale).expand(params.shape)  # no copy
         return dist.Normal(params, scale).to_event(len(self.x_shape))
 
     def check(self, x: torch.Tensor) -> None:

@@ -72,6 +72,16 @@ def _x_shape(x_dim: Any) -> tuple[int, ...]:
     )
 
 
+def _check_codes(t: Any, dim: int, arg: str) -> None:
+    """Raise unless ``t`` is a ``[N, dim]`` tensor of latent codes."""
+    if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.shape[1] != dim:
+        shape = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(
+            f"`{arg}` must have shape [N, {dim}], got {shape}. Pass one code per row, "
+            f"e.g. `torch.randn(N, {dim})` (a single code: `{arg}.reshape(1, {dim})`)."
+        )
+
+
 class _PyroModule(nn.Module):
     """Shared plumbing: a unique Pyro name, input checks, the device."""
 
@@ -418,10 +428,9 @@ class VAE(_PyroModule):
         return self._decode(self._check_z(z), None)
 
     def _check_z(self, z: torch.Tensor) -> torch.Tensor:
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.z_dim:
-            shape = list(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"`z` must have shape [N, {self.z_dim}], got {shape}.")
-        return z.to(self.device, next(self.parameters()).dtype)
+        _check_codes(z, self.z_dim, "z")
+        param = next(self.parameters())
+        return z.to(param.device, param.dtype)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
