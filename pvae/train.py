@@ -116,9 +116,9 @@ def _is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def _average_gradients(params: dict[str, torch.Tensor]) -> None:
+def _average_gradients(params: dict[str, torch.Tensor], context: Any = None) -> None:
     """Average gradients across processes, by parameter name (one process: nothing to do)."""
-    average_gradients(params.items())
+    average_gradients(params.items(), context)
 
 
 def _collect_params(step: Callable[[], float]) -> tuple[float, dict[str, torch.Tensor]]:
@@ -134,7 +134,7 @@ class _Optimizer:
 
     def __init__(self, spec: Any, params: dict[str, torch.Tensor], lr: float) -> None:
         self.params = params
-        self._lr: float | None = None
+        self._lr: float | None = None  # a scheduled rate for PyroOptim's per-parameter optims
         self.pyro = spec if isinstance(spec, PyroOptim) else None
         if self.pyro is not None:  # keeps its own learning rate
             self.torch = None
@@ -150,28 +150,51 @@ class _Optimizer:
             self.torch.step()
             self.torch.zero_grad(set_to_none=True)
         else:
-            self.pyro(list(self.params.values()))
-            if self._lr is not None:  # PyroOptim builds its optimizers on the first call
-                self.set_lr(self._lr)
-            for p in self.params.values():
+            params = list(self.params.values())
+            if self._lr is not None and len(self.pyro.optim_objs) < len(params):
+                self._build_pyro_optims(params)
+            self.pyro(params)
+            for p in params:
                 p.grad = None
 
+    def _build_pyro_optims(self, params: list[torch.Tensor]) -> None:
+        """Have PyroOptim build its optims for new parameters, then give them the scheduled rate.
+
+        PyroOptim builds (and restores) an optim the first time it sees a parameter and
+        steps it at once; called without gradients, torch optimizers skip the step.
+        """
+        new = [p for p in params if p not in self.pyro.optim_objs]
+        grads = [p.grad for p in new]
+        for p in new:
+            p.grad = None
+        self.pyro(new)
+        for p, grad in zip(new, grads, strict=True):
+            p.grad = grad
+        self.set_lr(self._lr)
+
     def add(self, new: dict[str, torch.Tensor]) -> None:
+        """Train parameters created after the first step, at the current learning rate."""
         self.params.update(new)
         if self.torch is not None:
-            self.torch.add_param_group({"params": list(new.values())})
+            lr = self.torch.param_groups[-1]["lr"]
+            self.torch.add_param_group({"params": list(new.values()), "lr": lr})
 
     def set_lr(self, lr: float) -> None:
-        self._lr = lr if self.pyro is not None and not self.pyro.optim_objs else None
-        groups = [self.torch] if self.torch is not None else self.pyro.optim_objs.values()
+        if self.torch is not None:
+            groups = [self.torch]
+        else:
+            self._lr = lr
+            groups = self.pyro.optim_objs.values()
         for opt in groups:
             for group in opt.param_groups:
                 group["lr"] = lr
 
     def state_dict(self) -> dict[str, Any]:
+        state = {"names": list(self.params), "shapes": self._shapes()}
         if self.torch is not None:
-            return {"shapes": self._shapes(), "torch": self.torch.state_dict()}
-        return {"shapes": self._shapes(), "pyro": self.pyro.get_state()}
+            state["groups"] = [len(g["params"]) for g in self.torch.param_groups]
+            return {**state, "torch": self.torch.state_dict()}
+        return {**state, "pyro": self.pyro.get_state()}
 
     def _shapes(self) -> list[list[int]]:
         return [list(p.shape) for p in self.params.values()]
@@ -187,6 +210,34 @@ class _Optimizer:
             self.torch.load_state_dict(state["torch"])
         else:
             self.pyro.set_state(state["pyro"])
+
+
+def _resumed_optimizer(
+    spec: Any, state: dict[str, Any], touched: dict[str, torch.Tensor], lr: float
+) -> _Optimizer:
+    """The optimizer of a checkpoint, over its parameters in its order and groups.
+
+    Parameters created mid-training sit in later groups and need not be touched by the
+    first resumed step, so the first step's trace cannot rebuild the layout on its own.
+    """
+    names = state.get("names")
+    store = dict(pyro.get_param_store().named_parameters())
+    if names is None or not set(names) <= set(store):  # an older checkpoint: by trace order
+        opt = _Optimizer(spec, touched, lr)
+        opt.load_state_dict(state)
+        return opt
+    groups, start = [], 0
+    for size in state.get("groups") or [len(names)]:
+        groups.append({k: store[k] for k in names[start : start + size]})
+        start += size
+    opt = _Optimizer(spec, groups[0], lr)
+    for group in groups[1:]:
+        opt.add(group)
+    opt.load_state_dict(state)
+    new = {k: v for k, v in touched.items() if k not in opt.params}
+    if new:
+        opt.add(new)
+    return opt
 
 
 def _resolve_pair(model: Any, guide: Any) -> tuple[Callable, Callable, torch.nn.Module | None]:
@@ -551,6 +602,7 @@ def fit(
 
     opt: _Optimizer | None = None
     store = pyro.get_param_store()
+    known: set[str] = set()  # param-store names seen since the first step
     n_store = -1
     if analytic:
         opt = _Optimizer(optimizer, dict(module.named_parameters()), lr)
@@ -613,12 +665,13 @@ def fit(
                     if not params:  # an ELBO that hides its param sites: take them all
                         owner = module if module is not None else store
                         params = dict(owner.named_parameters())
-                    opt = _Optimizer(optimizer, params, current_lr)
+                    if pending is None:
+                        opt = _Optimizer(optimizer, params, current_lr)
+                    else:
+                        opt = _resumed_optimizer(optimizer, pending, params, current_lr)
                     if lr_schedule is not None:
                         opt.set_lr(current_lr)
-                    if pending is not None:
-                        opt.load_state_dict(pending)
-                    n_store = len(store)
+                    known, n_store = set(store.keys()), len(store)
                 else:
                     loss = loss_and_grads(*batch)
                 if not math.isfinite(loss):
@@ -633,10 +686,13 @@ def fit(
                         f"{current_lr:g}), set `clip_norm` (e.g. 10.0), or check the data for "
                         f"extreme values. {where}"
                     )
-                if not analytic and len(store) != n_store:  # a param created mid-training
-                    opt.add({k: v for k, v in store.named_parameters() if k not in opt.params})
+                if not analytic and len(store) != n_store:  # a param created by this step
+                    new = {k: v for k, v in store.named_parameters() if k not in known}
+                    known.update(new)
                     n_store = len(store)
-                _average_gradients(opt.params)
+                    if new:
+                        opt.add(new)
+                _average_gradients(opt.params, context)
                 if clip_norm is not None:
                     torch.nn.utils.clip_grad_norm_(list(opt.params.values()), clip_norm)
                 opt.step()

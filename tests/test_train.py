@@ -113,7 +113,8 @@ def test_pyro_elbos_train_a_vae(elbo):
     assert all(math.isfinite(r["kl"]) and r["kl"] >= 0 for r in res.history)
 
 
-def _exploding(after):
+def _loc_model(after, tail):
+    """A Normal-mean model that also runs ``tail()`` from step ``after + 1`` on."""
     calls = {"n": 0}
 
     def model(x):
@@ -122,9 +123,13 @@ def _exploding(after):
         with pyro.plate("data", len(x)):
             pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
         if calls["n"] > after:
-            pyro.factor("boom", torch.tensor(-math.inf))
+            tail()
 
     return model
+
+
+def _exploding(after):
+    return _loc_model(after, lambda: pyro.factor("boom", torch.tensor(-math.inf)))
 
 
 def _empty_guide(x):
@@ -192,6 +197,45 @@ def test_resume_gives_the_uninterrupted_history(tmp_path, custom):
     assert _strip(resumed.history) == _strip(full.history)
     for k in full.params:
         assert torch.equal(resumed.params[k], full.params[k])
+
+
+# --- a parameter first created on a later step (a lazily built guide, say)
+def _lazy_model():
+    def tail():  # from the third step on: a loss of (late - 5)^2 / 2
+        late = pyro.param("late", torch.tensor(0.0))
+        pyro.factor("pen", -0.5 * (late - 5.0) ** 2)
+
+    return _loc_model(2, tail)
+
+
+@pytest.mark.parametrize("pyro_optim", [False, True])
+def test_a_parameter_created_later_trains_at_the_scheduled_rate(pyro_optim):
+    pyro.param("stale", torch.tensor(7.0))  # left over from earlier work: not ours to train
+    optimizer = pyro.optim.SGD({"lr": 0.1}) if pyro_optim else torch.optim.SGD
+    res = fit(
+        _lazy_model(),
+        torch.zeros(4),
+        guide=_empty_guide,
+        epochs=3,
+        batch_size=2,  # 2 steps per epoch: "late" appears at epoch 2, step 1
+        optimizer=optimizer,
+        lr_schedule=lambda epoch: 0.1 if epoch == 1 else 0.5,
+    )
+    # 4 SGD steps at lr 0.5 on (late - 5)^2 / 2 from 0: late = 5 (1 - 0.5^4)
+    assert pyro.param("late").item() == 5 * (1 - 0.5**4)
+    assert set(res.params) == {"loc", "late"} and pyro.param("stale").item() == 7.0
+
+
+def test_resume_after_a_parameter_created_later(tmp_path):
+    x = torch.zeros(4)
+    kwargs = dict(guide=_empty_guide, batch_size=2, lr=0.5, optimizer=torch.optim.SGD)
+    fit(_lazy_model(), x, epochs=3, checkpoint_dir=tmp_path, **kwargs)  # "late": 4 steps
+    assert pyro.param("late").item() == 5 * (1 - 0.5**4)
+    pyro.clear_param_store()
+    # a fresh model: its first two resumed steps do not touch "late", the last two do
+    res = fit(_lazy_model(), x, epochs=5, resume_from=tmp_path / "last.safetensors", **kwargs)
+    assert pyro.param("late").item() == 5 * (1 - 0.5**6)
+    assert len(res.history) == 5 and set(res.params) == {"loc", "late"}
 
 
 def test_early_stopping_on_validation_elbo(tmp_path):
