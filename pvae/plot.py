@@ -537,9 +537,13 @@ def posterior_bars(
     'disease'
     """
     table = _site_table(sites)
-    fig = _new_figure(min(4.2 * len(table), 14), 3.6)
-    axes = np.atleast_1d(fig.subplots(1, len(table)))
-    for ax, (site, (support, exact, approx)) in zip(axes, table.items(), strict=True):
+    ncols = min(len(table), 4)  # wrap into rows so many sites keep readable panels
+    nrows = -(-len(table) // ncols)
+    fig = _new_figure(4.2 * ncols, 3.6 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax in axes[len(table) :]:
+        ax.remove()
+    for ax, (site, (support, exact, approx)) in zip(axes, table.items(), strict=False):
         names = [
             f"{v:g}" if isinstance(v, float) else str(v)
             for v in _numpy(support, "support").tolist()

@@ -424,7 +424,10 @@ def fit(
         A pvae model (anything with ``.model`` and ``.guide`` methods), or a Pyro model
         function when ``guide`` is given.
     data : tensor, ndarray, tuple of them, Dataset or DataLoader
-        Training data; each batch tuple is passed as ``model(*batch)``.
+        Training data; each batch tuple is passed as ``model(*batch)``. Batches are
+        reshuffled every epoch (a DataLoader keeps its own order), so a guide with
+        parameters per data point must receive the example indices in the tuple, e.g.
+        ``(x, torch.arange(len(x)))``.
     guide : callable, optional
         The Pyro guide, for a custom model function.
     epochs : int

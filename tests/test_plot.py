@@ -1,3 +1,4 @@
+import io
 import subprocess
 import sys
 
@@ -144,3 +145,11 @@ def test_ae_vs_vae_two_panels():
     left, right = (image_of(ax) for ax in fig.axes)
     assert left.shape == right.shape == (5, 8)
     assert np.nanmax(left) == 0 and np.nanmin(right) == 1
+
+
+def test_posterior_bars_wraps_many_sites_into_rows():
+    sites = {f"z[{i}]": ([0, 1], [0.5, 0.5], [0.4, 0.6]) for i in range(7)}
+    fig = plot.posterior_bars(sites)
+    assert [ax.get_title() for ax in fig.axes] == list(sites)
+    assert tuple(fig.get_size_inches()) == pytest.approx((4.2 * 4, 3.6 * 2))
+    fig.savefig(io.BytesIO(), format="png")  # draws without a collapsed-layout warning

@@ -225,8 +225,11 @@ class Autoencoder(_PyroModule):
         """
         return self._decode(self.encode(x))
 
+    @torch.no_grad()
     def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
         r"""Per-example squared error :math:`\lVert x - \mathrm{Dec}(\mathrm{Enc}(x))\rVert^2`.
+
+        An evaluation: computed without gradients (training uses the model's own loss).
 
         Examples
         --------
