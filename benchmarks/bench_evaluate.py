@@ -23,10 +23,10 @@ import time
 import pyro
 import pyro.poutine as poutine
 import torch
-from sklearn.datasets import load_digits
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from pvae.data import digits  # noqa: E402
 from pvae.evaluation import evaluate  # noqa: E402
 from pvae.models import VAE  # noqa: E402
 from pvae.train import fit  # noqa: E402
@@ -52,8 +52,8 @@ def per_example_loop(vae, x, k):
 def main(args):
     torch.set_num_threads(1)
     pyro.enable_validation(False)
-    x = torch.tensor(load_digits().data / 16.0, dtype=torch.float32)
-    x_train, x_test = x[:1500], x[1500:]
+    d = digits()  # intensities in [0, 1]: the first 1,500 images train, the last 297 test
+    x_train, x_test = d.x_train, d.x_test
     if args.smoke:
         args.k, args.repeats, x_test = [20], 1, x_test[:20]
     torch.manual_seed(0)

@@ -22,26 +22,23 @@ Run: ``.venv/bin/python benchmarks/bench_svi.py`` (``--smoke`` for a quick check
 
 import argparse
 import copy
-import gzip
 import os
 import statistics
 import sys
 import time
 
-import numpy as np
 import pyro
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from pvae.data import TensorBatches  # noqa: E402
+from pvae.data import FASHION_MNIST_DIR, TensorBatches, digits, fashion_mnist  # noqa: E402
 from pvae.evaluation import evaluate  # noqa: E402
 from pvae.models import VAE  # noqa: E402
 from pvae.train import fit  # noqa: E402
 
-FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+FASHION = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
 
 
 def hand_written(vae, x, epochs, batch_size, lr, seed):
@@ -136,17 +133,11 @@ def bench(name, x_train, x_test, x_dim, hidden, z_dim, args, contenders):
         print(f"fit default / bare Pyro Trace_ELBO loop: {ratio:.3f}")
 
 
-def load_fashion(n):
-    with gzip.open(FASHION, "rb") as f:
-        data = np.frombuffer(f.read(), dtype=np.uint8, offset=16)
-    return torch.tensor(data.reshape(-1, 784)[:n] / 255.0, dtype=torch.float32)
-
-
 def main(args):
     torch.set_num_threads(1)
     pyro.enable_validation(False)
-    x = torch.tensor(load_digits().data / 16.0, dtype=torch.float32)
-    x_train, x_test = x[:1500], x[1500:]
+    d = digits()  # intensities in [0, 1]: the first 1,500 images train, the last 297 test
+    x_train, x_test = d.x_train, d.x_test
     if args.smoke:
         args.epochs, args.repeats, args.k = 1, 1, 10
         x_train = x_train[:256]
@@ -155,7 +146,7 @@ def main(args):
     if args.mnist:
         n, n_test = (2048, 50) if args.smoke else (args.mnist_n, args.mnist_test)
         if os.path.exists(FASHION):
-            data, source = load_fashion(n + n_test), "Fashion-MNIST"
+            data, source = fashion_mnist().x_train[: n + n_test], "Fashion-MNIST"
         else:
             data, source = torch.rand(n + n_test, 784), "synthetic uniform"
         mnist_args = copy.copy(args)
