@@ -12,12 +12,13 @@ epoch, then the median over repeated launches. Contenders, all measured in this 
 - 2 processes, batch B/2 each (global batch B: the same optimisation as the baseline);
 - 2 processes, batch B each (global batch 2B: twice the examples per step).
 
-The last column times :func:`pvae.distributed.average_gradients` alone (back-to-back calls
+The last column times :func:`pvae.training.distributed.average_gradients` alone (back-to-back calls
 after training); the one before it is the share of training time spent inside it, which
 includes waiting for the slower rank.
 
-``--engine loop`` times a bare loop (loss_and_grads, :func:`pvae.distributed.average_gradients`,
-Adam); ``--engine fit`` times :func:`pvae.train.fit`, which shards and averages by itself.
+``--engine loop`` times a bare loop (loss_and_grads,
+:func:`pvae.training.distributed.average_gradients`, Adam); ``--engine fit`` times
+:func:`pvae.fit`, which shards and averages by itself.
 
     .venv/bin/python benchmarks/bench_distributed.py --engine fit     # about 90 s
     .venv/bin/python benchmarks/bench_distributed.py --batch-sizes 128 512 --repeats 5
@@ -45,8 +46,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from pvae.data import as_batches, digits
-    from pvae.distributed import average_gradients, init_distributed, shard_batches
     from pvae.models.vae import VAE
+    from pvae.training.distributed import average_gradients, init_distributed, shard_batches
 
     torch.set_num_threads(1)
     context = init_distributed(device="cpu")
@@ -58,7 +59,7 @@ def worker(args: argparse.Namespace) -> None:
     comm: list[float] = []
     wall, cpu = time.perf_counter(), time.process_time()
     if args.engine == "fit":
-        from pvae.train import fit
+        from pvae.training.fit import fit
 
         result = fit(vae, x, epochs=epochs, batch_size=args.batch_size, lr=1e-3, seed=0)
         seconds = [row["seconds"] for row in result.history]

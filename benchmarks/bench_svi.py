@@ -7,7 +7,7 @@ softplus, Bernoulli likelihood on intensities), initial weights and batch order 
 
 * ``hand``: a hand-written PyTorch loop (one reparameterised sample, analytic KL),
 * ``pyro <elbo>``: a bare ``pyro.infer.SVI`` loop with ``pyro.optim.Adam``,
-* ``fit <elbo>``: ``pvae.train.fit`` with each ``elbo=`` option.
+* ``fit <elbo>``: ``pvae.fit`` with each ``elbo=`` option.
 
 Each contender trains for ``--epochs`` epochs, ``--repeats`` times in interleaved rounds;
 the table shows the median CPU time, its ratio to the hand-written loop, and the test
@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pvae.data import FASHION_MNIST_DIR, TensorBatches, digits, fashion_mnist  # noqa: E402
 from pvae.evaluation import evaluate  # noqa: E402
 from pvae.models import VAE  # noqa: E402
-from pvae.train import fit  # noqa: E402
+from pvae.training.fit import fit  # noqa: E402
 
 FASHION = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
 

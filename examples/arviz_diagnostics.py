@@ -2,14 +2,14 @@ r"""
 Looking at variational answers with ArviZ, and knowing when to distrust them
 ============================================================================
 
-ArviZ's ``from_pyro`` accepts only MCMC runs; :func:`pvae.diagnostics.to_inference_data`
+ArviZ's ``from_pyro`` accepts only MCMC runs; :func:`pvae.evaluation.diagnostics.to_inference_data`
 exports draws from any Pyro guide (or from an exact posterior) as an ``arviz.InferenceData``
 with ``posterior``, ``posterior_predictive``, pointwise ``log_likelihood`` and
 ``observed_data``, so the usual ArviZ summaries and plots work.
 
 The model is conjugate, :math:`\mu \sim \mathcal N(0, 1)`,
 :math:`x_n \mid \mu \sim \mathcal N(\mu, 1)`, so the exact posterior is known. Pyro's
-``AutoNormal`` guide is fitted with :func:`pvae.train.fit`, exported, summarized with
+``AutoNormal`` guide is fitted with :func:`pvae.fit`, exported, summarized with
 ``az.summary(kind="stats")`` (guide draws are independent, so R-hat and ESS mean nothing),
 and checked with the Pareto :math:`\hat k` of Yao et al. (2018): the fitted guide passes, a
 guide three times too narrow fails. Writes ``arviz_posterior.png`` to ``--out``.

@@ -2,7 +2,7 @@ r"""
 Your own model: probabilistic PCA as a Pyro model/guide pair
 ============================================================
 
-Any Pyro model/guide pair trains with :func:`pvae.train.fit` and is evaluated with
+Any Pyro model/guide pair trains with :func:`pvae.fit` and is evaluated with
 :func:`pvae.evaluation.evaluate`. This example defines probabilistic PCA (Tipping & Bishop,
 1999) as a ``torch.nn.Module`` with ``model`` and ``guide`` methods,
 

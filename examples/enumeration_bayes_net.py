@@ -4,7 +4,7 @@ Exact inference on Bayesian networks by enumeration
 
 The evidence :math:`p(x) = \sum_z p(x, z)` is a finite sum when every hidden variable is
 discrete, so the exact posterior of a small Bayesian network is computable. This example
-runs :func:`pvae.exact.enumerate_posterior` on the networks of :mod:`pvae.toy`, written as
+runs :func:`pvae.exact.enumerate_posterior` on the networks of :mod:`pvae.exact.toy`, written as
 ordinary Pyro models, with both engines:
 
 * ``"parallel"``: Pyro's tensor enumeration (variable elimination);

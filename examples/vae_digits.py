@@ -5,7 +5,7 @@ A variational autoencoder on digits
 The VAE of Kingma & Welling (2014) on scikit-learn's 8x8 digits: a generative model
 :math:`p(z)\,p(x \mid z)` with :math:`z \sim \mathcal N(0, I)` and a Bernoulli decoder, a
 recognition model :math:`q(z \mid x)` (the encoder), trained together by maximizing the ELBO
-with :func:`pvae.train.fit`. Pixels are binarized afresh in every batch ("dynamic"
+with :func:`pvae.fit`. Pixels are binarized afresh in every batch ("dynamic"
 binarization), which the Bernoulli likelihood needs.
 
 Then it evaluates the test set (ELBO and the importance-weighted log-likelihood of Burda et

@@ -16,9 +16,16 @@ model/guide pair, train it with SVI, and check it against the truth:
   :func:`collapse_diagnostics`.
 
 Names are imported on first use (PEP 562), so ``import pvae`` and the ``pvae`` command
-start without loading torch and Pyro. Submodules: :mod:`pvae.toy` (classic small models),
-:mod:`pvae.nn` (network builders), :mod:`pvae.data` (datasets), :mod:`pvae.plot` (figures;
-imports matplotlib when a function runs), :mod:`pvae.distributed`.
+start without loading torch and Pyro. The code is a package per layer, imports running one
+way (``docs/architecture.md``):
+
+- :mod:`pvae.data` -- tensors, batches and the bundled data sets;
+- :mod:`pvae.exact` -- Bayes tables, exact posteriors, toy models (:mod:`pvae.toy`);
+- :mod:`pvae.models` -- VAE, ConditionalVAE, Autoencoder and their networks (:mod:`pvae.nn`);
+- :mod:`pvae.vi` -- divergences, discrete guides, the ELBO decomposition, comparisons;
+- :mod:`pvae.training` -- :func:`fit`, checkpoints, data parallelism (:mod:`pvae.distributed`);
+- :mod:`pvae.evaluation` -- importance sampling, PSIS, collapse, the ArviZ export;
+- :mod:`pvae.app` -- figures (:mod:`pvae.plot`), the demo and report, the ``pvae`` command.
 
 Examples
 --------
@@ -33,28 +40,30 @@ __version__ = "0.1.0"
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from pvae import _compat
+
 # public name -> the module that defines it
 _EXPORTS = {
     # Bayes' rule and exact enumeration
-    "BayesTable": "pvae.bayes",
-    "bayes_rule": "pvae.bayes",
+    "BayesTable": "pvae.exact.bayes",
+    "bayes_rule": "pvae.exact.bayes",
     "ExactPosterior": "pvae.exact",
     "enumerate_posterior": "pvae.exact",
     # divergences, the ELBO identity, comparisons, discrete guides
-    "KLEstimate": "pvae.divergence",
-    "kl_divergence": "pvae.divergence",
-    "total_variation": "pvae.divergence",
-    "Comparison": "pvae.comparison",
-    "ELBODecomposition": "pvae.comparison",
-    "compare": "pvae.comparison",
-    "elbo_decomposition": "pvae.comparison",
-    "AmortizationGap": "pvae.amortization",
-    "amortization_gap": "pvae.amortization",
-    "vae_amortization_gap": "pvae.amortization",
-    "GuideFit": "pvae.guides",
-    "MeanFieldGuide": "pvae.guides",
-    "cavi": "pvae.guides",
-    "fit_guide": "pvae.guides",
+    "KLEstimate": "pvae.vi.divergence",
+    "kl_divergence": "pvae.vi.divergence",
+    "total_variation": "pvae.vi.divergence",
+    "Comparison": "pvae.vi.comparison",
+    "ELBODecomposition": "pvae.vi.comparison",
+    "compare": "pvae.vi.comparison",
+    "elbo_decomposition": "pvae.vi.comparison",
+    "AmortizationGap": "pvae.vi.amortization",
+    "amortization_gap": "pvae.vi.amortization",
+    "vae_amortization_gap": "pvae.vi.amortization",
+    "GuideFit": "pvae.vi.guides",
+    "MeanFieldGuide": "pvae.vi.guides",
+    "cavi": "pvae.vi.guides",
+    "fit_guide": "pvae.vi.guides",
     # models
     "MODELS": "pvae.models",
     "VAE": "pvae.models",
@@ -62,23 +71,37 @@ _EXPORTS = {
     "ConditionalVAE": "pvae.models",
     "ELBOTerms": "pvae.models",
     # training, evaluation, checkpoints
-    "FitResult": "pvae.train",
-    "TrainingDivergedError": "pvae.train",
-    "fit": "pvae.train",
+    "FitResult": "pvae.training.fit",
+    "TrainingDivergedError": "pvae.training.fit",
+    "fit": "pvae.training.fit",
     "Evaluation": "pvae.evaluation",
     "evaluate": "pvae.evaluation",
-    "load": "pvae.checkpoint",
-    "save": "pvae.checkpoint",
+    "load": "pvae.training.checkpoint",
+    "save": "pvae.training.checkpoint",
     # diagnostics (arviz itself is imported only when an export runs)
-    "CollapseDiagnostics": "pvae.collapse",
-    "KHatResult": "pvae.diagnostics",
-    "collapse_callback": "pvae.collapse",
-    "collapse_diagnostics": "pvae.collapse",
-    "pareto_khat": "pvae.diagnostics",
-    "psis_khat": "pvae.diagnostics",
-    "to_inference_data": "pvae.diagnostics",
+    "CollapseDiagnostics": "pvae.evaluation.collapse",
+    "KHatResult": "pvae.evaluation.diagnostics",
+    "collapse_callback": "pvae.evaluation.collapse",
+    "collapse_diagnostics": "pvae.evaluation.collapse",
+    "pareto_khat": "pvae.evaluation.diagnostics",
+    "psis_khat": "pvae.evaluation.diagnostics",
+    "to_inference_data": "pvae.evaluation.diagnostics",
 }
-_SUBMODULES = ("data", "distributed", "nn", "plot", "toy")
+# public packages and the short submodule names (aliases of their new homes)
+_SUBMODULES = {
+    "exact": "pvae.exact",
+    "vi": "pvae.vi",
+    "models": "pvae.models",
+    "training": "pvae.training",
+    "evaluation": "pvae.evaluation",
+    "app": "pvae.app",
+    "data": "pvae.data",
+    "toy": "pvae.exact.toy",
+    "plot": "pvae.app.plot",
+    "nn": "pvae.models.networks",
+    "distributed": "pvae.training.distributed",
+}
+_compat.install()
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 
@@ -87,7 +110,7 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"pvae.{name}")
+        value = importlib.import_module(_SUBMODULES[name])
     else:
         raise AttributeError(f"module 'pvae' has no attribute {name!r}")
     globals()[name] = value  # later lookups skip __getattr__
@@ -100,28 +123,28 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
     from pvae import data, distributed, nn, plot, toy  # noqa: F401
-    from pvae.amortization import (  # noqa: F401
-        AmortizationGap,
-        amortization_gap,
-        vae_amortization_gap,
-    )
-    from pvae.bayes import BayesTable, bayes_rule  # noqa: F401
-    from pvae.checkpoint import load, save  # noqa: F401
-    from pvae.collapse import (  # noqa: F401
+    from pvae.evaluation import Evaluation, evaluate  # noqa: F401
+    from pvae.evaluation.collapse import (  # noqa: F401
         CollapseDiagnostics,
         collapse_callback,
         collapse_diagnostics,
     )
-    from pvae.comparison import (  # noqa: F401
+    from pvae.evaluation.diagnostics import KHatResult, pareto_khat, psis_khat, to_inference_data  # noqa: F401
+    from pvae.exact import ExactPosterior, enumerate_posterior  # noqa: F401
+    from pvae.exact.bayes import BayesTable, bayes_rule  # noqa: F401
+    from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ELBOTerms  # noqa: F401
+    from pvae.training.checkpoint import load, save  # noqa: F401
+    from pvae.training.fit import FitResult, TrainingDivergedError, fit  # noqa: F401
+    from pvae.vi.amortization import (  # noqa: F401
+        AmortizationGap,
+        amortization_gap,
+        vae_amortization_gap,
+    )
+    from pvae.vi.comparison import (  # noqa: F401
         Comparison,
         ELBODecomposition,
         compare,
         elbo_decomposition,
     )
-    from pvae.diagnostics import KHatResult, pareto_khat, psis_khat, to_inference_data  # noqa: F401
-    from pvae.divergence import KLEstimate, kl_divergence, total_variation  # noqa: F401
-    from pvae.evaluation import Evaluation, evaluate  # noqa: F401
-    from pvae.exact import ExactPosterior, enumerate_posterior  # noqa: F401
-    from pvae.guides import GuideFit, MeanFieldGuide, cavi, fit_guide  # noqa: F401
-    from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ELBOTerms  # noqa: F401
-    from pvae.train import FitResult, TrainingDivergedError, fit  # noqa: F401
+    from pvae.vi.divergence import KLEstimate, kl_divergence, total_variation  # noqa: F401
+    from pvae.vi.guides import GuideFit, MeanFieldGuide, cavi, fit_guide  # noqa: F401

@@ -2,7 +2,7 @@
 
 import sys
 
-from pvae.cli import main
+from pvae.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

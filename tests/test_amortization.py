@@ -1,12 +1,12 @@
-"""Tests for pvae.amortization: the approximation and amortization gaps (Cremer et al. 2018)."""
+"""Tests for pvae.vi.amortization: the approximation and amortization gaps (Cremer et al. 2018)."""
 
 import pyro.distributions as dist
 import pytest
 import torch
 
 from pvae import toy
-from pvae.amortization import amortization_gap, vae_amortization_gap
 from pvae.exact import enumerate_posterior
+from pvae.vi.amortization import amortization_gap, vae_amortization_gap
 
 pytestmark = pytest.mark.usefixtures("float64")  # exact checks in float64
 

@@ -1,4 +1,4 @@
-"""Tests for pvae.bayes: Bayes' rule on explicit tables."""
+"""Tests for pvae.exact.bayes: Bayes' rule on explicit tables."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.special import betaln
 
-from pvae.bayes import BayesTable, bayes_rule
+from pvae.exact.bayes import BayesTable, bayes_rule
 
 
 def test_medical_test_matches_eddy_1982():

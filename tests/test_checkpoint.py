@@ -1,4 +1,4 @@
-"""Tests for pvae.checkpoint: round trips, atomic writes, and refusing pickles."""
+"""Tests for pvae.training.checkpoint: round trips, atomic writes, and refusing pickles."""
 
 import os
 import pickle
@@ -9,8 +9,8 @@ import pytest
 import torch
 from pyro.distributions import constraints
 
-from pvae.checkpoint import load, read_state, save, write_state
 from pvae.models import VAE
+from pvae.training.checkpoint import load, read_state, save, write_state
 
 
 def test_pvae_model_is_rebuilt_from_its_config(tmp_path):

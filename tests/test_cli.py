@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.checkpoint import load
-from pvae.cli import TOY_NAMES, build_parser, main
-from pvae.toy import TOYS
+from pvae.app.cli import TOY_NAMES, build_parser, main
+from pvae.exact.toy import TOYS
+from pvae.training.checkpoint import load
 
 
 @pytest.fixture(scope="module")

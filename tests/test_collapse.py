@@ -1,4 +1,4 @@
-"""Tests for pvae.collapse: KL per dimension, active units, mutual information."""
+"""Tests for pvae.evaluation.collapse: KL per dimension, active units, mutual information."""
 
 import math
 
@@ -7,7 +7,7 @@ import pyro
 import pytest
 import torch
 
-from pvae.collapse import CollapseDiagnostics, collapse_callback, collapse_diagnostics
+from pvae.evaluation.collapse import CollapseDiagnostics, collapse_callback, collapse_diagnostics
 
 
 class HandEncoder:
@@ -83,7 +83,7 @@ def test_collapse_callback_and_errors():
 def test_large_beta_vae_has_fewer_active_units():
     from pvae.data import digits
     from pvae.models.vae import VAE
-    from pvae.train import fit
+    from pvae.training.fit import fit
 
     data = digits(binarize="static")
     x, x_val = data.x_train[:300], data.x_test[:200]

@@ -10,11 +10,11 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 
 from pvae import toy
-from pvae.comparison import Comparison, compare, elbo_decomposition
-from pvae.divergence import kl_divergence
 from pvae.exact import enumerate_posterior
-from pvae.guide_enumeration import DiscreteTable
-from pvae.guides import MeanFieldGuide
+from pvae.vi.comparison import Comparison, compare, elbo_decomposition
+from pvae.vi.divergence import kl_divergence
+from pvae.vi.guide_enumeration import DiscreteTable
+from pvae.vi.guides import MeanFieldGuide
 
 DISCRETE_TOYS = sorted(toy.TOYS)
 NONPLATED = ["medical-test", "burglary-alarm", "sprinkler", "monty-hall"]

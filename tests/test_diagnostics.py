@@ -1,4 +1,4 @@
-"""Tests for pvae.diagnostics: ArviZ export and PSIS k-hat."""
+"""Tests for pvae.evaluation.diagnostics: ArviZ export and PSIS k-hat."""
 
 import functools
 import math
@@ -10,7 +10,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from pvae.diagnostics import pareto_khat, psis_khat, to_inference_data
+from pvae.evaluation.diagnostics import pareto_khat, psis_khat, to_inference_data
 
 # Conjugate Normal: mu ~ N(0, 1), x_i | mu ~ N(mu, SIGMA^2), i = 1..N.
 SIGMA = 0.5
@@ -207,7 +207,7 @@ def test_export_amortized_local_latents_keep_data_dim_and_max_data():
 
 def test_export_exact_posterior_draws_with_enumerate_posterior():
     from pvae.exact import enumerate_posterior
-    from pvae.toy import sprinkler
+    from pvae.exact.toy import sprinkler
 
     post = enumerate_posterior(sprinkler)
     idata = to_inference_data(sprinkler, post, num_samples=4000)
@@ -222,7 +222,7 @@ def test_export_exact_posterior_draws_with_enumerate_posterior():
 
 def test_export_exact_posterior_of_local_discrete_latents():
     from pvae.exact import enumerate_posterior
-    from pvae.toy import toy_vae
+    from pvae.exact.toy import toy_vae
 
     post = enumerate_posterior(toy_vae)
     idata = to_inference_data(toy_vae, post, num_samples=3000)
@@ -271,7 +271,7 @@ def test_export_errors():
     with pytest.raises(ValueError, match="`max_data` must be a positive int"):
         to_inference_data(normal_model, exact_guide, X, max_data=-1)
     from pvae.exact import enumerate_posterior
-    from pvae.toy import toy_vae
+    from pvae.exact.toy import toy_vae
 
     with pytest.raises(ValueError, match="`max_data=2` found no tensor argument of length"):
         to_inference_data(toy_vae, enumerate_posterior(toy_vae), num_samples=5, max_data=2)

@@ -1,4 +1,4 @@
-"""Tests for pvae.distributed: sharding, gradient averaging and failure handling.
+"""Tests for pvae.training.distributed: sharding, gradient averaging and failure handling.
 
 The multi-process tests start real process groups on 127.0.0.1 with gloo: through
 ``torchrun --standalone`` (as users launch), or as two plain processes when the test needs
@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from pvae.data import TensorBatches
-from pvae.distributed import (
+from pvae.training.distributed import (
     DistributedBatches,
     DistributedContext,
     DistributedError,
@@ -272,7 +272,7 @@ def _fit_linear_vae(batch_size, out=None, rank=0):
     """pvae.fit on a linear VAE; returns (params, test ELBO, test log-likelihood, history)."""
     from pvae.evaluation import evaluate
     from pvae.models.vae import VAE
-    from pvae.train import fit
+    from pvae.training.fit import fit
 
     x_train, x_test = _linear_gaussian_data()
     pyro.set_rng_seed(rank)  # ranks start from different weights: fit must align them

@@ -7,7 +7,7 @@ import scipy.stats
 import torch
 import torch.distributions as td
 
-from pvae.divergence import KLEstimate, kl_divergence, total_variation
+from pvae.vi.divergence import KLEstimate, kl_divergence, total_variation
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pyro.ops.indexing import Vindex
 
 from pvae import toy
-from pvae.bayes import BayesTable, bayes_rule
 from pvae.exact import ExactPosterior, enumerate_posterior
+from pvae.exact.bayes import BayesTable, bayes_rule
 
 F64 = torch.float64
 

@@ -1,4 +1,4 @@
-"""Tests for pvae.guide_enumeration: exact sums over a discrete guide's support."""
+"""Tests for pvae.vi.guide_enumeration: exact sums over a discrete guide's support."""
 
 import math
 
@@ -9,8 +9,8 @@ import torch
 
 from pvae import toy
 from pvae.exact import enumerate_posterior
-from pvae.guide_enumeration import DiscreteTable, enumerate_guide
-from pvae.guides import MeanFieldGuide
+from pvae.vi.guide_enumeration import DiscreteTable, enumerate_guide
+from pvae.vi.guides import MeanFieldGuide
 
 
 def test_discrete_table_matches_categorical():

@@ -1,4 +1,4 @@
-"""Tests for pvae.guides: the mean-field guide, SVI fitting and CAVI."""
+"""Tests for pvae.vi.guides: the mean-field guide, SVI fitting and CAVI."""
 
 import math
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from pvae import toy
-from pvae.comparison import elbo_decomposition
 from pvae.exact import enumerate_posterior
-from pvae.guides import MeanFieldGuide, cavi, fit_guide
+from pvae.vi.comparison import elbo_decomposition
+from pvae.vi.guides import MeanFieldGuide, cavi, fit_guide
 
 
 def test_mean_field_guide_structure():

@@ -1,10 +1,17 @@
-"""pvae.nn: MLP, Gaussian head, MLP and conv encoder/decoder builders."""
+"""pvae.models.networks: MLP, Gaussian head, MLP and conv encoder/decoder builders."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from pvae.nn import MLP, ConvDecoder, ConvEncoder, GaussianHead, MLPDecoder, MLPEncoder
+from pvae.models.networks import (
+    MLP,
+    ConvDecoder,
+    ConvEncoder,
+    GaussianHead,
+    MLPDecoder,
+    MLPEncoder,
+)
 
 
 def test_mlp_is_the_composition_of_its_layers():

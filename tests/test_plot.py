@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from pvae import plot
-from pvae.bayes import bayes_rule
+from pvae.exact.bayes import bayes_rule
 
 
 def image_of(ax):
@@ -18,7 +18,7 @@ def image_of(ax):
 
 
 def test_importing_plot_does_not_import_matplotlib():
-    code = "import sys, pvae.plot; print('matplotlib' in sys.modules)"
+    code = "import sys, pvae.app.plot; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,4 +1,4 @@
-"""Tests for pvae.toy: every toy model against its published or analytic answer."""
+"""Tests for pvae.exact.toy: every toy model against its published or analytic answer."""
 
 import itertools
 import math

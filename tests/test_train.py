@@ -1,4 +1,4 @@
-"""Tests for pvae.train.fit: conjugate posterior, determinism, NaN guard, resume, options."""
+"""Tests for pvae.fit: conjugate posterior, determinism, NaN guard, resume, options."""
 
 import math
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from pyro.distributions import constraints
 
-from pvae.checkpoint import read_state
 from pvae.models import VAE, Autoencoder
-from pvae.train import FitResult, TrainingDivergedError, fit
+from pvae.training.checkpoint import read_state
+from pvae.training.fit import FitResult, TrainingDivergedError, fit
 
 
 def _digits_like(n=96, d=12, seed=0):

@@ -14,7 +14,7 @@ With ``hidden=()`` and ``activation="sigmoid"`` it is the single-layer case
 inside ``pyro.plate("data", N)``: an (improper) density :math:`\exp(-\lVert x - \hat x
 \rVert^2)` with no latent variable; ``guide(x)`` only registers the parameters. So
 ``Trace_ELBO``'s loss is *exactly* the sum over the batch of the squared errors, and
-:func:`pvae.train.fit` trains it like any model/guide pair. There is no distribution over
+:func:`pvae.fit` trains it like any model/guide pair. There is no distribution over
 codes, which is why an autoencoder is not a generative model: :meth:`Autoencoder.sample`
 decodes codes drawn from an arbitrary distribution and mostly gives junk, unlike
 :meth:`pvae.models.vae.VAE.sample`.
@@ -30,8 +30,8 @@ import pyro
 import torch
 
 from pvae.models.likelihoods import Likelihood, _in_range
+from pvae.models.networks import ACTIVATIONS, MLP, _int_tuple
 from pvae.models.vae import ELBOTerms, _check_codes, _check_dim, _PyroModule, _x_shape
-from pvae.nn import ACTIVATIONS, MLP, _int_tuple
 
 __all__ = ["Autoencoder"]
 

@@ -36,7 +36,7 @@ from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
 from pvae.models.likelihoods import make_likelihood
-from pvae.nn import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, _int_tuple
+from pvae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, _int_tuple
 
 __all__ = ["ELBOTerms", "VAE"]
 
@@ -171,10 +171,10 @@ class VAE(_PyroModule):
     scale : float or "learned"
         Standard deviation of the Gaussian likelihood.
     activation : str
-        Hidden activation (:data:`pvae.nn.ACTIVATIONS`).
+        Hidden activation (:data:`pvae.models.networks.ACTIVATIONS`).
     net : {"mlp", "conv"}
-        Built-in networks: :class:`~pvae.nn.MLPEncoder`/:class:`~pvae.nn.MLPDecoder`, or
-        :class:`~pvae.nn.ConvEncoder`/:class:`~pvae.nn.ConvDecoder` (image ``x_dim`` only).
+        Built-in networks (:mod:`pvae.models.networks`): ``MLPEncoder``/``MLPDecoder``, or
+        ``ConvEncoder``/``ConvDecoder`` (image ``x_dim`` only).
     channels : sequence of int
         Conv channels (``net="conv"``).
     beta : float
@@ -388,7 +388,7 @@ class VAE(_PyroModule):
 
         Differentiable in every parameter; ``(terms.reconstruction - terms.kl)`` has the
         same expectation as ``Trace_ELBO`` on ``model``/``guide`` (per example), with lower
-        variance. This is the fast path of :func:`pvae.train.fit` (``elbo="analytic"``).
+        variance. This is the fast path of :func:`pvae.fit` (``elbo="analytic"``).
 
         Returns
         -------

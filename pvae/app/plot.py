@@ -479,7 +479,7 @@ def bayes_table(table: Any, *, title: str = "Bayes' rule: prior and posterior") 
     ----------
     table : BayesTable
         Anything with ``hypotheses``, ``prior`` and ``posterior`` (and ``evidence``), as
-        returned by :func:`pvae.bayes.bayes_rule`.
+        returned by :func:`pvae.exact.bayes.bayes_rule`.
     title : str
         Figure title; the evidence :math:`p(x)` is appended when present.
 
@@ -490,7 +490,7 @@ def bayes_table(table: Any, *, title: str = "Bayes' rule: prior and posterior") 
 
     Examples
     --------
-    >>> from pvae.bayes import bayes_rule
+    >>> from pvae.exact.bayes import bayes_rule
     >>> t = bayes_rule({"ill": 0.01, "well": 0.99}, {"ill": 0.8, "well": 0.096})
     >>> [round(float(b.get_height()), 4) for b in bayes_table(t).axes[0].patches]
     [0.01, 0.99, 0.0776, 0.9224]
@@ -518,7 +518,7 @@ def posterior_bars(
     ----------
     sites : mapping or comparison report
         ``{site: (support, exact_probs, approx_probs)}``, or the report of
-        :func:`pvae.comparison.compare` (its ``rows``; a site inside a plate gives one
+        :func:`pvae.vi.comparison.compare` (its ``rows``; a site inside a plate gives one
         panel per data point).
     labels : tuple of str
         Legend names of the two bar series.
@@ -558,7 +558,7 @@ def posterior_bars(
 def _site_table(sites: Any) -> dict[str, tuple[Any, Any, Any]]:
     if isinstance(sites, Mapping):
         table = dict(sites)
-    elif hasattr(sites, "rows") and hasattr(sites, "sites"):  # pvae.comparison.Comparison
+    elif hasattr(sites, "rows") and hasattr(sites, "sites"):  # pvae.vi.comparison.Comparison
         table = {}
         for site, index, value, exact, approx in sites.rows:
             key = site if index is None else f"{site}[{index}]"

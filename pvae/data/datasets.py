@@ -285,7 +285,7 @@ def _unit_interval(x: Any, name: str) -> torch.Tensor:
 class DynamicBinarized(Dataset):
     """A Dataset that draws fresh binary pixels every time an example is read.
 
-    Pass it to :func:`pvae.train.fit` (through :func:`as_batches`, which wraps a Dataset in
+    Pass it to :func:`pvae.fit` (through :func:`as_batches`, which wraps a Dataset in
     a DataLoader): each minibatch is one vectorised Bernoulli draw from the grey-scale
     intensities, so every epoch sees a new binarization (dynamic binarization).
 

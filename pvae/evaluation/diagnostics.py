@@ -10,7 +10,7 @@ Two questions about a trained guide :math:`q`:
   weights :math:`p(x, z) / q(z)`; its shape :math:`\hat k` says whether :math:`q` covers the
   posterior (Yao et al. 2018).
 
-A third, *did the latent code collapse?*, is answered by :mod:`pvae.collapse`.
+A third, *did the latent code collapse?*, is answered by :mod:`pvae.evaluation.collapse`.
 
 Draws are vectorized: model and guide run once inside a ``particles`` plate placed left of
 every plate the model uses (as in :class:`pyro.infer.Predictive` with ``parallel=True``). A
@@ -68,11 +68,13 @@ def _arviz():
             warnings.simplefilter("ignore", FutureWarning)  # 0.2x announces its refactor
             import arviz
     except ImportError as error:  # pragma: no cover - arviz is a dependency
-        raise ImportError("pvae.diagnostics needs arviz: pip install 'arviz>=0.20,<1'") from error
+        raise ImportError(
+            "pvae.evaluation.diagnostics needs arviz: pip install 'arviz>=0.20,<1'"
+        ) from error
     major = int(arviz.__version__.split(".")[0])
     if major != 0:
         raise ImportError(
-            f"pvae.diagnostics supports arviz 0.2x (InferenceData), got arviz "
+            f"pvae.evaluation.diagnostics supports arviz 0.2x (InferenceData), got arviz "
             f"{arviz.__version__}. Install 'arviz>=0.20,<1'."
         )
     return arviz

@@ -13,7 +13,7 @@ tensor enumeration (plates stay batch dimensions, so :math:`N` datapoints cost :
 works). :class:`DiscreteTable` is the categorical over arbitrary support values that guides use
 to stand in for a model's ``Bernoulli`` or ``Binomial`` sites.
 
-The guides themselves, and their fitting, live in :mod:`pvae.guides`.
+The guides themselves, and their fitting, live in :mod:`pvae.vi.guides`.
 
 References
 ----------
@@ -33,7 +33,7 @@ from pyro.distributions import constraints
 from pyro.infer.enum import iter_discrete_traces
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae.exact import _max_plate_nesting as _trace_plate_nesting
+from pvae.exact.posterior import _max_plate_nesting as _trace_plate_nesting
 
 __all__ = ["DiscreteTable", "GuideEnumeration", "enumerate_guide"]
 

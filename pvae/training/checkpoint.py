@@ -17,7 +17,7 @@ Three kinds of file share the format:
   rebuilds it through :data:`pvae.models.MODELS` (:func:`save` of an ``nn.Module``);
 * ``"param_store"``: Pyro's global parameter store with each parameter's constraint
   (:func:`save` of ``pyro.get_param_store()``);
-* ``"fit"``: a training checkpoint written by :func:`pvae.train.fit` (model, extra
+* ``"fit"``: a training checkpoint written by :func:`pvae.fit` (model, extra
   param-store entries, optimizer state, epoch, history and RNG states).
 """
 

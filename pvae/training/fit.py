@@ -40,7 +40,8 @@ import torch
 from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim import PyroOptim
 
-from pvae.checkpoint import (
+from pvae.data import TensorBatches, as_batches
+from pvae.training.checkpoint import (
     _load_model_state,
     _model_state,
     _param_store_state,
@@ -48,8 +49,7 @@ from pvae.checkpoint import (
     read_state,
     write_state,
 )
-from pvae.data import TensorBatches, as_batches
-from pvae.distributed import (
+from pvae.training.distributed import (
     all_reduce_mean,
     all_reduce_sum,
     average_gradients,
@@ -506,7 +506,7 @@ def fit(
     **Several processes.** Under ``torchrun --nproc_per_node=N`` each process trains on its
     shard of the data, ``batch_size`` is per process, gradients are averaged by parameter
     name before every update, the history covers all shards, and only rank 0 shows
-    progress and writes checkpoints (:mod:`pvae.distributed`).
+    progress and writes checkpoints (:mod:`pvae.training.distributed`).
 
     Examples
     --------

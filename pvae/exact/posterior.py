@@ -52,7 +52,7 @@ from pyro.ops.contract import contract_to_tensor
 from pyro.ops.rings import LogRing
 from pyro.poutine.util import site_is_subsample
 
-from pvae.bayes import BayesTable, bayes_rule
+from pvae.exact.bayes import BayesTable, bayes_rule
 
 __all__ = ["ExactPosterior", "enumerate_posterior"]
 

@@ -9,7 +9,7 @@ factor per latent site,
 built automatically from the model's trace. :func:`fit_guide` trains it with SVI and
 :func:`cavi` finds the best mean-field answer by coordinate ascent on the exact joint, so the
 two can be checked against each other. Both rest on exact sums over the guide's support
-(:mod:`pvae.guide_enumeration`).
+(:mod:`pvae.vi.guide_enumeration`).
 
 References
 ----------
@@ -31,7 +31,7 @@ from pyro.distributions import constraints
 from pyro.infer import SVI
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae.guide_enumeration import (
+from pvae.vi.guide_enumeration import (
     DiscreteTable,
     _latents,
     _max_plate_nesting,
@@ -163,7 +163,7 @@ def fit_guide(
 ) -> GuideFit:
     r"""Fit a discrete guide by SVI with exact, enumerated gradients.
 
-    The loss is the exact negative ELBO of :func:`pvae.guide_enumeration.enumerate_guide`: the
+    The loss is the exact negative ELBO of :func:`pvae.vi.guide_enumeration.enumerate_guide`: the
     guide's sites are enumerated in parallel and
     :math:`\mathbb{E}_q[\log p(x,z) - \log q(z)]` is a finite sum over the guide's support,
     so the ELBO and its gradient are exact (zero variance). This is

@@ -34,8 +34,8 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae.guide_enumeration import DiscreteTable, _latents, _weighted, enumerate_guide
-from pvae.guides import MeanFieldGuide, fit_guide
+from pvae.vi.guide_enumeration import DiscreteTable, _latents, _weighted, enumerate_guide
+from pvae.vi.guides import MeanFieldGuide, fit_guide
 
 __all__ = ["AmortizationGap", "amortization_gap", "vae_amortization_gap"]
 
@@ -112,13 +112,13 @@ def amortization_gap(
     r"""Approximation and amortization gaps of an encoder guide on a discrete-latent VAE.
 
     The model has one categorical latent per datapoint in a plate, like
-    :func:`pvae.toy.toy_vae`, so :math:`\log p(x)` is exact. Two guides of the same family (a
-    categorical distribution per datapoint) are trained with :func:`pvae.guides.fit_guide`:
+    :func:`pvae.exact.toy.toy_vae`, so :math:`\log p(x)` is exact. Two guides of the same family (a
+    categorical distribution per datapoint) are trained with :func:`pvae.vi.guides.fit_guide`:
 
     * amortized: :math:`q_\phi(z_n | x_n) = \mathrm{Categorical}(\mathrm{softmax}(f_\phi(x_n)))`
       with :math:`f_\phi` a small MLP (``hidden`` sizes, tanh);
     * per datapoint: free probabilities for each :math:`n`
-      (:class:`pvae.guides.MeanFieldGuide`).
+      (:class:`pvae.vi.guides.MeanFieldGuide`).
 
     For this family the best per-datapoint guide is the exact posterior, so the approximation
     gap is zero and the whole gap is the amortization gap: the price of one encoder for all
@@ -133,7 +133,7 @@ def amortization_gap(
     ----------
     model : callable, optional
         ``model(x)`` with one discrete latent site inside a plate over the rows of ``x``;
-        defaults to :func:`pvae.toy.toy_vae`.
+        defaults to :func:`pvae.exact.toy.toy_vae`.
     x : torch.Tensor, optional
         Data ``[N, D]``; defaults to the value the model observes when called without it.
     hidden : tuple of int
@@ -165,7 +165,7 @@ def amortization_gap(
     for name in [n for n in store.keys() if n.startswith("amortization_gap.")]:
         del store[name]  # a fresh encoder and fresh local factors on every call
     if model is None:
-        from pvae.toy import toy_vae as model
+        from pvae.exact.toy import toy_vae as model
     with torch.no_grad(), poutine.block():
         trace = prune_subsample_sites(poutine.trace(model).get_trace(*(() if x is None else (x,))))
     latents = _latents(trace)

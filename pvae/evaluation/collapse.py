@@ -173,7 +173,7 @@ def _mutual_information(loc, scale, num_samples: int, chunk_size: int) -> float:
 def collapse_callback(x_val: Any, *, every: int = 1, threshold: float = 0.01) -> Callable:
     """A ``fit`` callback that adds collapse measures to the epoch's history row.
 
-    Returns ``cb(epoch, model, row) -> dict | None``; ``pvae.train.fit(..., callbacks=[cb])``
+    Returns ``cb(epoch, model, row) -> dict | None``; ``pvae.fit(..., callbacks=[cb])``
     merges the dict into that epoch's row: ``active_units``, ``mutual_information``,
     ``marginal_kl`` and ``kl_dim_0``, ``kl_dim_1``, ... (nats, measured on ``x_val``; the
     row's own ``kl`` is the training objective's).

@@ -38,9 +38,9 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae.divergence import kl_divergence, total_variation
 from pvae.exact import enumerate_posterior
-from pvae.guide_enumeration import (
+from pvae.vi.divergence import kl_divergence, total_variation
+from pvae.vi.guide_enumeration import (
     _latents,
     _max_plate_nesting,
     _traces,
@@ -300,7 +300,7 @@ def elbo_decomposition(
 
     *Exact* (``method="enumeration"``, chosen automatically when every guide latent has finite
     support): expectations are sums over the guide's support
-    (:func:`pvae.guide_enumeration.enumerate_guide`) and :math:`\log p(x)` comes from
+    (:func:`pvae.vi.guide_enumeration.enumerate_guide`) and :math:`\log p(x)` comes from
     :func:`pvae.exact.enumerate_posterior`; the KL is then
     :math:`\mathbb{E}_q[\log q(z) - \log p(z|x)]` with
     :math:`\log p(z|x) = \log p(x,z) - \log p(x)`, and the identity holds to rounding error.
@@ -502,7 +502,7 @@ def compare(
     Examples
     --------
     >>> from pvae import toy
-    >>> from pvae.guides import MeanFieldGuide
+    >>> from pvae.vi.guides import MeanFieldGuide
     >>> r = compare(toy.medical_test, MeanFieldGuide(toy.medical_test))
     >>> [round(p, 4) for p in r.bars()["exact"]], r.bars()["approx"]
     ([0.9224, 0.0776], [0.5, 0.5])

@@ -29,7 +29,7 @@ from typing import Any
 
 __all__ = ["build_parser", "main"]
 
-#: Names of :data:`pvae.toy.TOYS`, kept here so ``--help`` needs no import of Pyro.
+#: Names of :data:`pvae.exact.toy.TOYS`, kept here so ``--help`` needs no import of Pyro.
 TOY_NAMES = (
     "burglary-alarm",
     "coin-bias",
@@ -57,7 +57,7 @@ def _format_value(value: Any) -> str:
 def cmd_bayes(args: argparse.Namespace) -> int:
     """Print a toy model's Bayes table (small joint spaces) and exact posterior marginals."""
     from pvae.exact import enumerate_posterior
-    from pvae.toy import PUBLISHED, TOYS
+    from pvae.exact.toy import PUBLISHED, TOYS
 
     model = TOYS[args.toy]
     doc = (model.__doc__ or "").strip().splitlines()
@@ -129,7 +129,7 @@ def _binarize_for(likelihood: str, choice: str, *, training: bool) -> str | None
 
 
 def _load_model(path: str) -> Any:
-    from pvae.checkpoint import load
+    from pvae.training.checkpoint import load
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"no such model file: {path}")
@@ -165,7 +165,7 @@ def _samples_title(model: Any, label: int | None = None) -> str:
 def _rank_and_world_size() -> tuple[int, int]:
     """This process's rank and the number of processes (``torchrun``), else ``(0, 1)``."""
     try:
-        from pvae.distributed import current_context
+        from pvae.training.distributed import current_context
     except ImportError:  # pragma: no cover - distributed support is optional
         return 0, 1
     context = current_context(device="cpu")
@@ -209,9 +209,9 @@ def build_model(
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model on a data set, save it, its history, metrics and figures to ``--out``."""
     from pvae import plot
-    from pvae.checkpoint import save
     from pvae.data import DynamicBinarized
-    from pvae.train import fit
+    from pvae.training.checkpoint import save
+    from pvae.training.fit import fit
 
     likelihood = "gaussian" if args.model == "ae" else args.likelihood
     data = _load_data(
@@ -255,7 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    from pvae.report import evaluate_model
+    from pvae.app.report import evaluate_model
 
     metrics = evaluate_model(
         model,
@@ -310,7 +310,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if type(model).__name__ != "ConditionalVAE":
         y = None
-    from pvae.report import evaluate_model
+    from pvae.app.report import evaluate_model
 
     metrics = evaluate_model(model, x, y, num_particles=args.num_particles)
     if args.json:
@@ -345,7 +345,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo and write the HTML report."""
-    from pvae.report import run_demo
+    from pvae.app.report import run_demo
 
     result = run_demo(
         args.out, epochs=args.epochs, seed=args.seed, smoke=args.smoke, progress=args.progress

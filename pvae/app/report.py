@@ -10,7 +10,7 @@ exact posterior from enumeration, then writes
 * ``metrics.json`` -- every number in the report;
 * one PNG per figure;
 * ``vae.safetensors`` and ``autoencoder.safetensors`` -- the trained models, loadable with
-  :func:`pvae.checkpoint.load`.
+  :func:`pvae.training.checkpoint.load`.
 
 The test metrics (:func:`evaluate_model`) are nats per example: the ELBO
 
@@ -147,10 +147,10 @@ def evaluate_model(model: Any, x: Any, y: Any = None, *, num_particles: int = 10
 
 def _svi_vs_exact(steps: int, seed: int) -> tuple[dict, Any]:
     """Mean-field SVI on the sprinkler network against its exact posterior."""
-    from pvae.comparison import compare
     from pvae.exact import enumerate_posterior
-    from pvae.guides import MeanFieldGuide, cavi, fit_guide
-    from pvae.toy import sprinkler
+    from pvae.exact.toy import sprinkler
+    from pvae.vi.comparison import compare
+    from pvae.vi.guides import MeanFieldGuide, cavi, fit_guide
 
     exact = enumerate_posterior(sprinkler)
     guide = MeanFieldGuide(sprinkler, prefix="demo_mf")
@@ -183,7 +183,7 @@ def _svi_vs_exact(steps: int, seed: int) -> tuple[dict, Any]:
 
 
 def _medical_test() -> tuple[dict, Any]:
-    from pvae.bayes import bayes_rule
+    from pvae.exact.bayes import bayes_rule
 
     table = bayes_rule({"disease": 0.01, "healthy": 0.99}, {"disease": 0.8, "healthy": 0.096})
     record = {
@@ -245,10 +245,10 @@ def _run_demo(
     import pyro
 
     from pvae import __version__, plot
-    from pvae.checkpoint import save
     from pvae.data import digits
     from pvae.models import VAE, Autoencoder
-    from pvae.train import fit
+    from pvae.training.checkpoint import save
+    from pvae.training.fit import fit
 
     start = time.perf_counter()
     cfg = dict(SETTINGS["smoke" if smoke else "full"])

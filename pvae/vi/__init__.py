@@ -1,0 +1,35 @@
+r"""Variational inference checked against the truth.
+
+- :mod:`pvae.vi.divergence` -- :func:`kl_divergence`, :func:`total_variation`;
+- :mod:`pvae.vi.guide_enumeration` -- exact sums over a discrete guide's support;
+- :mod:`pvae.vi.guides` -- :class:`MeanFieldGuide`, :func:`fit_guide`, :func:`cavi`;
+- :mod:`pvae.vi.comparison` -- :func:`elbo_decomposition` and :func:`compare`;
+- :mod:`pvae.vi.amortization` -- the amortization gap.
+"""
+
+from pvae.vi.amortization import AmortizationGap, amortization_gap, vae_amortization_gap
+from pvae.vi.comparison import Comparison, ELBODecomposition, compare, elbo_decomposition
+from pvae.vi.divergence import KLEstimate, kl_divergence, total_variation
+from pvae.vi.guide_enumeration import DiscreteTable, GuideEnumeration, enumerate_guide
+from pvae.vi.guides import CAVIResult, GuideFit, MeanFieldGuide, cavi, fit_guide
+
+__all__ = [
+    "AmortizationGap",
+    "CAVIResult",
+    "Comparison",
+    "DiscreteTable",
+    "ELBODecomposition",
+    "GuideEnumeration",
+    "GuideFit",
+    "KLEstimate",
+    "MeanFieldGuide",
+    "amortization_gap",
+    "cavi",
+    "compare",
+    "elbo_decomposition",
+    "enumerate_guide",
+    "fit_guide",
+    "kl_divergence",
+    "total_variation",
+    "vae_amortization_gap",
+]
