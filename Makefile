@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= demo-output
 
-.PHONY: demo test lint format docs bench clean venv
+.PHONY: demo test test-slow lint format docs bench clean venv
 
 # Re-install only when the dependency declarations change.
 $(STAMP): pyproject.toml constraints.txt
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest
+
+# The second tier: subprocess smoke runs (examples, benchmarks, torchrun, CLI) and the
+# large differential corpus. CI runs it after `make test`.
+test-slow: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,84 @@
+r"""What a pvae model offers, as a :class:`typing.Protocol`, and the one front door.
+
+A *pvae model* is any object with a Pyro ``model`` and ``guide`` method taking the same
+arguments (the data); :class:`pvae.models.VAE`, :class:`~pvae.models.ConditionalVAE` and
+:class:`~pvae.models.Autoencoder` are ones. Functions across pvae accept either such an
+object, or a Pyro model function with ``guide=``; :func:`model_and_guide` is the one place
+that tells them apart.
+
+Optional parts, each its own protocol:
+
+- :class:`HasELBOTerms` -- ``elbo_terms(*data)`` returns per-example reconstruction and
+  analytic :math:`\mathrm{KL}(q \,\|\, p(z))` (the analytic fast path of training), and
+  ``beta``, the weight of that KL in the training objective;
+- :class:`SquaredError` -- ``objective == "squared_error"``: a deterministic autoencoder,
+  which has no likelihood, so no ELBO or :math:`\log p(x)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["HasELBOTerms", "PvaeModel", "SquaredError", "model_and_guide", "objective"]
+
+
+@runtime_checkable
+class PvaeModel(Protocol):
+    """A Pyro model/guide pair as two methods of one object."""
+
+    def model(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def guide(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class HasELBOTerms(Protocol):
+    """A model with per-example ELBO terms in closed form (see the module docstring)."""
+
+    beta: float
+
+    def elbo_terms(self, *args: Any) -> Any: ...
+
+
+@runtime_checkable
+class SquaredError(Protocol):
+    """A model trained on squared error (``objective == "squared_error"``)."""
+
+    objective: str
+
+
+def objective(model: Any) -> str:
+    """``"squared_error"`` for a deterministic autoencoder, else ``"elbo"``."""
+    value = getattr(model, "objective", "elbo") if isinstance(model, SquaredError) else "elbo"
+    return "squared_error" if value == "squared_error" else "elbo"
+
+
+def model_and_guide(model: Any, guide: Callable | None = None) -> tuple[Callable, Callable]:
+    """The Pyro ``(model, guide)`` functions of a pvae model, or of a function and ``guide``.
+
+    Raises
+    ------
+    ValueError
+        When ``model`` is not a pvae model and no callable ``guide`` is given.
+
+    Examples
+    --------
+    >>> def model(x): ...
+    >>> def guide(x): ...
+    >>> model_and_guide(model, guide) == (model, guide)
+    True
+    """
+    if guide is not None:
+        if not callable(model) or not callable(guide):
+            raise ValueError(
+                "`model` and `guide` must be callables (a Pyro model and guide), got "
+                f"{type(model).__name__} and {type(guide).__name__}."
+            )
+        return model, guide
+    if isinstance(model, PvaeModel) and callable(model.model) and callable(model.guide):
+        return model.model, model.guide
+    raise ValueError(
+        f"`model` must be a pvae model (with `.model` and `.guide` methods), got "
+        f"{type(model).__name__}. For your own Pyro model function pass `guide=`."
+    )
