@@ -54,15 +54,15 @@ _EXPORTS = {
     "kl_divergence": "pvae.vi.divergence",
     "total_variation": "pvae.vi.divergence",
     "Comparison": "pvae.vi.comparison",
-    "ELBODecomposition": "pvae.vi.comparison",
+    "ELBODecomposition": "pvae.vi.decomposition",
     "compare": "pvae.vi.comparison",
-    "elbo_decomposition": "pvae.vi.comparison",
+    "elbo_decomposition": "pvae.vi.decomposition",
     "AmortizationGap": "pvae.vi.amortization",
     "amortization_gap": "pvae.vi.amortization",
     "vae_amortization_gap": "pvae.vi.amortization",
     "GuideFit": "pvae.vi.guides",
     "MeanFieldGuide": "pvae.vi.guides",
-    "cavi": "pvae.vi.guides",
+    "cavi": "pvae.vi.cavi",
     "fit_guide": "pvae.vi.guides",
     # models
     "MODELS": "pvae.models",
@@ -80,12 +80,12 @@ _EXPORTS = {
     "save": "pvae.training.checkpoint",
     # diagnostics (arviz itself is imported only when an export runs)
     "CollapseDiagnostics": "pvae.evaluation.collapse",
-    "KHatResult": "pvae.evaluation.diagnostics",
+    "KHatResult": "pvae.evaluation.psis",
     "collapse_callback": "pvae.evaluation.collapse",
     "collapse_diagnostics": "pvae.evaluation.collapse",
-    "pareto_khat": "pvae.evaluation.diagnostics",
-    "psis_khat": "pvae.evaluation.diagnostics",
-    "to_inference_data": "pvae.evaluation.diagnostics",
+    "pareto_khat": "pvae.evaluation.psis",
+    "psis_khat": "pvae.evaluation.psis",
+    "to_inference_data": "pvae.evaluation.inference_data",
 }
 # public packages and the short submodule names (aliases of their new homes)
 _SUBMODULES = {
@@ -122,29 +122,40 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
-    from pvae import data, distributed, nn, plot, toy  # noqa: F401
-    from pvae.evaluation import Evaluation, evaluate  # noqa: F401
-    from pvae.evaluation.collapse import (  # noqa: F401
+    from pvae import app, data, evaluation, exact, models, training, vi  # noqa: F401
+    from pvae.evaluation import (  # noqa: F401
         CollapseDiagnostics,
+        Evaluation,
+        KHatResult,
         collapse_callback,
         collapse_diagnostics,
+        evaluate,
+        pareto_khat,
+        psis_khat,
+        to_inference_data,
     )
-    from pvae.evaluation.diagnostics import KHatResult, pareto_khat, psis_khat, to_inference_data  # noqa: F401
-    from pvae.exact import ExactPosterior, enumerate_posterior  # noqa: F401
-    from pvae.exact.bayes import BayesTable, bayes_rule  # noqa: F401
+    from pvae.exact import (  # noqa: F401
+        BayesTable,
+        ExactPosterior,
+        bayes_rule,
+        enumerate_posterior,
+        toy,  # noqa: F401
+    )
     from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ELBOTerms  # noqa: F401
-    from pvae.training.checkpoint import load, save  # noqa: F401
-    from pvae.training.fit import FitResult, TrainingDivergedError, fit  # noqa: F401
-    from pvae.vi.amortization import (  # noqa: F401
+    from pvae.training import FitResult, TrainingDivergedError, fit, load, save  # noqa: F401
+    from pvae.vi import (  # noqa: F401
         AmortizationGap,
-        amortization_gap,
-        vae_amortization_gap,
-    )
-    from pvae.vi.comparison import (  # noqa: F401
         Comparison,
         ELBODecomposition,
+        GuideFit,
+        KLEstimate,
+        MeanFieldGuide,
+        amortization_gap,
+        cavi,
         compare,
         elbo_decomposition,
+        fit_guide,
+        kl_divergence,
+        total_variation,
+        vae_amortization_gap,
     )
-    from pvae.vi.divergence import KLEstimate, kl_divergence, total_variation  # noqa: F401
-    from pvae.vi.guides import GuideFit, MeanFieldGuide, cavi, fit_guide  # noqa: F401

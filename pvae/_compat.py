@@ -40,7 +40,7 @@ DEPRECATED = {
     "pvae.amortization": "pvae.vi.amortization",
     "pvae.train": "pvae.training.fit",
     "pvae.checkpoint": "pvae.training.checkpoint",
-    "pvae.diagnostics": "pvae.evaluation.diagnostics",
+    "pvae.diagnostics": "pvae.evaluation",
     "pvae.collapse": "pvae.evaluation.collapse",
     "pvae.report": "pvae.app.report",
     "pvae.cli": "pvae.app.cli",

@@ -47,26 +47,34 @@ from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.ops import packed
 from pyro.ops.contract import contract_to_tensor
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 
 __all__ = [
     "PARTICLES",
+    "SHAPE_ERRORS",
     "Structure",
     "Weights",
     "contract_model",
+    "enumerate_model_sites",
     "inspect",
     "log_density",
     "log_mean_exp",
     "log_weights",
     "max_plate_nesting",
     "particle_traces",
+    "reduce_dims",
+    "site_terms",
+    "tensor_values",
+    "unscaled",
     "vectorized",
 ]
 
 PARTICLES = "_pvae_particles"
 #: Element budget of one vectorized pass (site elements x particles).
 MAX_ELEMENTS = 2**22
-_SHAPE_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError)
+#: What a model that cannot run vectorized raises there (and not in a plain run).
+SHAPE_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError)
 
 
 class Structure(NamedTuple):
@@ -78,6 +86,8 @@ class Structure(NamedTuple):
     enumerated: tuple[str, ...]
     #: Observed model sites (``pyro.deterministic`` sites excluded).
     observed: tuple[str, ...]
+    #: Model latents with a finite support (guided or enumerated).
+    discrete: tuple[str, ...]
     #: Every sample site of the guide, auxiliary ones included.
     guide_sites: tuple[str, ...]
     #: Batch dims in use; a particle plate sits at ``-(nesting + 1)``.
@@ -254,6 +264,11 @@ def inspect(
         guided=tuple(guided),
         enumerated=tuple(enumerated),
         observed=tuple(observed),
+        discrete=tuple(
+            n
+            for n in guided + enumerated
+            if getattr(model_sites[n]["fn"], "has_enumerate_support", False)
+        ),
         guide_sites=tuple(guide_sites),
         nesting=max_plate_nesting(guide_trace, model_trace),
         data_plate=plate,
@@ -270,9 +285,38 @@ def inspect(
 
 
 # ----------------------------------------------------------------------------- densities
+def tensor_values(trace) -> None:
+    """Make every sample value a tensor (Pyro accepts ``obs=1.0``; ``log_prob`` does not)."""
+    for site in trace.nodes.values():
+        if site["type"] == "sample" and not isinstance(site["value"], torch.Tensor):
+            site["value"] = torch.as_tensor(site["value"], dtype=torch.get_default_dtype())
+
+
 def log_density(site) -> torch.Tensor:
     """A site's ``log_prob``, masked and unscaled: the model's own density term."""
     return scale_and_mask(site["unscaled_log_prob"], mask=site["mask"])
+
+
+class _Unscaled(Messenger):
+    """Reset every site's ``poutine.scale`` to 1 (it must wrap the whole model)."""
+
+    def _process_message(self, msg) -> None:
+        msg["scale"] = 1.0
+
+
+def unscaled(model: Callable) -> Callable:
+    """``model`` with every ``poutine.scale`` (and subsample scaling) removed: its own density.
+
+    Examples
+    --------
+    >>> import pyro.distributions as dist
+    >>> def model():
+    ...     with poutine.scale(scale=3.0):
+    ...         pyro.sample("x", dist.Normal(0.0, 1.0), obs=torch.tensor(0.0))
+    >>> poutine.trace(unscaled(model)).get_trace().nodes["x"]["scale"]
+    1.0
+    """
+    return _Unscaled()(model)
 
 
 def vectorized(fn: Callable, num: int, dim: int, name: str = PARTICLES) -> Callable:
@@ -285,8 +329,9 @@ def vectorized(fn: Callable, num: int, dim: int, name: str = PARTICLES) -> Calla
     return wrapped
 
 
-def _enumerating(model: Callable, sites: Collection[str], first_dim: int) -> Callable:
-    """``model`` with ``sites`` enumerated in parallel from ``first_dim`` leftwards."""
+def _enumerating(model: Callable, sites: Collection[str], first_dim: int | None) -> Callable:
+    """``model`` with ``sites`` enumerated in parallel from ``first_dim`` leftwards (``None``:
+    after the dims an enclosing enumeration, e.g. a guide's, has taken)."""
     sites = frozenset(sites)
 
     def config(site):
@@ -326,7 +371,7 @@ def contract_model(
 
 
 # ----------------------------------------------------------------------------- particles
-def _reduce(t: torch.Tensor, width: int, keep: list[int]) -> torch.Tensor:
+def reduce_dims(t: torch.Tensor, width: int, keep: list[int]) -> torch.Tensor:
     """Sum ``t`` over every batch dim but ``keep`` (negative dims within ``width``)."""
     t = torch.as_tensor(t, dtype=torch.float64)
     if t.dim() < width:
@@ -335,14 +380,15 @@ def _reduce(t: torch.Tensor, width: int, keep: list[int]) -> torch.Tensor:
     return t.reshape(tuple(t.shape[: len(keep)]) + (-1,)).sum(-1)
 
 
-def _terms(structure: Structure, guide_trace, model_trace, width: int, keep: list[int]):
+def site_terms(structure: Structure, guide_trace, model_trace, width: int, keep: list[int]):
     """(log_lik, log_prior, log_guide) of one run, each summed over all dims but ``keep``."""
     for trace in (guide_trace, model_trace):
+        tensor_values(trace)
         trace.compute_log_prob()
 
     def total(trace, names):
         zero = torch.zeros((), dtype=torch.float64)
-        return sum((_reduce(log_density(trace.nodes[n]), width, keep) for n in names), zero)
+        return sum((reduce_dims(log_density(trace.nodes[n]), width, keep) for n in names), zero)
 
     log_q = total(guide_trace, structure.guide_sites)
     if not structure.enumerated:
@@ -351,13 +397,14 @@ def _terms(structure: Structure, guide_trace, model_trace, width: int, keep: lis
     target = [PARTICLES] if PARTICLES in model_trace.plate_to_symbol else []
     if structure.per_example:
         target.append(structure.data_plate)
-    joint = _reduce(contract_model(model_trace, structure.enumerated, target), width, keep)
+    joint = reduce_dims(contract_model(model_trace, structure.enumerated, target), width, keep)
     prior = contract_model(model_trace, structure.enumerated, target, latent_only=True)
-    prior = _reduce(prior, width, keep)
+    prior = reduce_dims(prior, width, keep)
     return joint - prior, prior, log_q
 
 
-def _enumerated_model(model, structure: Structure, first_dim: int) -> Callable:
+def enumerate_model_sites(model, structure: Structure, first_dim: int | None) -> Callable:
+    """``model`` with the sites the guide leaves to it enumerated from ``first_dim`` leftwards."""
     if not structure.enumerated:
         return model
     return _enumerating(model, structure.enumerated, first_dim)
@@ -367,7 +414,7 @@ def particle_traces(model, guide, args, kwargs, num: int, structure: Structure):
     """Guide and replayed model traces of ``num`` particles in one vectorized run."""
     dim = -(structure.nesting + 1)
     guide_trace = poutine.trace(vectorized(guide, num, dim)).get_trace(*args, **kwargs)
-    vec_model = _enumerated_model(vectorized(model, num, dim), structure, dim - 1)
+    vec_model = enumerate_model_sites(vectorized(model, num, dim), structure, dim - 1)
     model_trace = poutine.trace(poutine.replay(vec_model, trace=guide_trace)).get_trace(
         *args, **kwargs
     )
@@ -383,12 +430,12 @@ def _one_particle(model, guide, args, kwargs, structure: Structure, values=None)
             fixed.add_node(name, type="sample", is_observed=False, value=value, infer={})
         guide_fn = poutine.replay(guide, trace=fixed)
     guide_trace = poutine.trace(guide_fn).get_trace(*args, **kwargs)
-    model_fn = _enumerated_model(model, structure, -(structure.nesting + 1))
+    model_fn = enumerate_model_sites(model, structure, -(structure.nesting + 1))
     model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(
         *args, **kwargs
     )
     keep = [structure.data_dim] if structure.per_example else []
-    return _terms(structure, guide_trace, model_trace, structure.nesting, keep)
+    return site_terms(structure, guide_trace, model_trace, structure.nesting, keep)
 
 
 def _particle_values(guide_trace, structure: Structure, index: int) -> dict | None:
@@ -422,7 +469,7 @@ def _vectorized_weights(model, guide, args, kwargs, num, structure, check: bool)
     guide_trace, model_trace = particle_traces(model, guide, args, kwargs, num, structure)
     width = structure.nesting + 1
     keep = [-width] + ([structure.data_dim] if structure.per_example else [])
-    terms = _terms(structure, guide_trace, model_trace, width, keep)
+    terms = site_terms(structure, guide_trace, model_trace, width, keep)
     shape = (num, structure.num_examples) if structure.per_example else (num,)
     terms = tuple(t.expand(shape) for t in terms)
     if check:
@@ -473,7 +520,7 @@ def log_weights(
                 terms, reason = _vectorized_weights(
                     model, guide, args, kwargs, n, structure, check and done == 0
                 )
-            except _SHAPE_ERRORS as err:
+            except SHAPE_ERRORS as err:
                 _one_particle(model, guide, args, kwargs, structure)  # a real error re-raises
                 terms, reason = None, f"the vectorized run failed ({type(err).__name__}: {err})"
             if terms is None:

@@ -1,7 +1,8 @@
 r"""Evaluation of trained models: importance-weighted log p(x), PSIS, collapse, ArviZ.
 
 - :mod:`pvae.evaluation.importance` -- :func:`evaluate` (ELBO and IWAE log p(x));
-- :mod:`pvae.evaluation.diagnostics` -- :func:`psis_khat`, :func:`to_inference_data`;
+- :mod:`pvae.evaluation.psis` -- :func:`psis_khat`, :func:`pareto_khat`;
+- :mod:`pvae.evaluation.inference_data` -- :func:`to_inference_data` (the ArviZ export);
 - :mod:`pvae.evaluation.collapse` -- :func:`collapse_diagnostics`.
 """
 
@@ -10,8 +11,9 @@ from pvae.evaluation.collapse import (
     collapse_callback,
     collapse_diagnostics,
 )
-from pvae.evaluation.diagnostics import KHatResult, pareto_khat, psis_khat, to_inference_data
 from pvae.evaluation.importance import Evaluation, evaluate
+from pvae.evaluation.inference_data import to_inference_data
+from pvae.evaluation.psis import KHatResult, pareto_khat, psis_khat
 
 __all__ = [
     "CollapseDiagnostics",

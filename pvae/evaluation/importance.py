@@ -13,9 +13,13 @@ For each example :math:`x` the guide proposes :math:`K` latents
 The second estimate (the IWAE bound) is a lower bound in expectation that rises with
 :math:`K` and reaches :math:`\log p(x)` as :math:`K \to \infty` (Burda et al., 2016).
 
-Everything runs through Pyro traces, so any model/guide pair works. Particles are a
-``pyro.plate("particles", K)`` outside every plate of the model, the data set is split
-into chunks, and within a chunk all examples and particles are computed at once.
+The weights come from the one importance-weight core, :mod:`pvae._traces`, so any
+model/guide pair works and every convention there holds: the model's own (masked,
+unscaled) density, discrete latents the guide leaves to the model summed out exactly,
+particles vectorized in a plate left of the model's plates (checked, and run one at a time
+for a model that does not broadcast), per-example numbers only where the examples are
+independent given the guide. The data set is split into chunks, and within a chunk all
+examples and particles are computed at once.
 
 References
 ----------
@@ -26,14 +30,16 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import pyro
-import pyro.poutine as poutine
 import torch
 
+from pvae import _checks, _traces
+from pvae._seed import seeded
 from pvae.data import as_batches
+from pvae.models.protocol import model_and_guide, objective
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -42,110 +48,119 @@ MAX_ELEMENTS = 2**22
 
 
 class Evaluation(NamedTuple):
-    r"""What :func:`evaluate` returns; nats per example, means over the examples.
+    r"""What :func:`evaluate` returns, in nats.
+
+    Per example (means over the ``num_examples`` examples, standard errors over them) when
+    ``per_example`` -- the examples are independent given the guide's draw -- otherwise the
+    joint numbers of the whole data set (a model with global latents, or a guide that couples
+    examples such as ``AutoMultivariateNormal``), with Monte Carlo standard errors over the
+    particles.
 
     Parameters
     ----------
     elbo, elbo_se : float
-        ELBO estimate (mean over particles of :math:`\log w`) and its standard error
-        over examples.
-    log_likelihood, log_likelihood_se : float
-        IWAE estimate of :math:`\log p(x)` with :math:`K` particles and its standard error.
+        ELBO estimate (mean over particles of :math:`\log w`) and its standard error.
+    log_evidence, log_evidence_se : float
+        IWAE estimate of :math:`\log p(x)` with :math:`K` particles and its standard error
+        (``log_likelihood`` in pvae 0.1, still readable for one release).
     reconstruction : float
         :math:`\mathbb{E}_q[\log p(x \mid z)]`, the observed sites' log-likelihood.
-    kl : float
-        :math:`\mathbb{E}_q[\log q(z \mid x) - \log p(z)]`, so ``elbo = reconstruction - kl``.
+    kl_prior : float
+        :math:`\mathbb{E}_q[\log q(z \mid x) - \log p(z)]`, so ``elbo = reconstruction -
+        kl_prior`` (``kl`` in pvae 0.1).
     num_examples, num_particles : int
+    per_example : bool
+        Whether the numbers are per example (see above).
+    vectorized : bool
+        False when the particles ran one at a time; ``reason`` says why.
+    reason : str
 
     Examples
     --------
     >>> ev = Evaluation(-3.1, 0.05, -2.9, 0.05, -2.6, 0.5, 100, 1000)
-    >>> round(ev.reconstruction - ev.kl, 6) == ev.elbo <= ev.log_likelihood
+    >>> round(ev.reconstruction - ev.kl_prior, 6) == ev.elbo <= ev.log_evidence
     True
     """
 
     elbo: float
     elbo_se: float
-    log_likelihood: float
-    log_likelihood_se: float
+    log_evidence: float
+    log_evidence_se: float
     reconstruction: float
-    kl: float
+    kl_prior: float
     num_examples: int
     num_particles: int
+    per_example: bool = True
+    vectorized: bool = True
+    reason: str = ""
 
+    @property
+    def log_likelihood(self) -> float:
+        """Deprecated name of :attr:`log_evidence` (pvae 0.1)."""
+        _renamed("log_likelihood", "log_evidence")
+        return self.log_evidence
 
-def _data_dim(trace: Any, num: int) -> int:
-    """The dim of the plate named ``"data"`` (else a plate of size ``num``)."""
-    sized = None
-    for site in trace.nodes.values():
-        for frame in site.get("cond_indep_stack", ()):
-            if frame.name == "data":
-                return frame.dim
-            if frame.size == num and frame.dim is not None and sized is None:
-                sized = frame.dim
-    if sized is None:
-        raise ValueError(
-            f"found no `pyro.plate('data', ...)` over the {num} examples in the model. "
-            "Wrap the per-example sites in `with pyro.plate('data', len(x)):`."
+    @property
+    def log_likelihood_se(self) -> float:
+        """Deprecated name of :attr:`log_evidence_se` (pvae 0.1)."""
+        _renamed("log_likelihood_se", "log_evidence_se")
+        return self.log_evidence_se
+
+    @property
+    def kl(self) -> float:
+        """Deprecated name of :attr:`kl_prior` (pvae 0.1): KL to the prior, not the posterior."""
+        _renamed("kl", "kl_prior")
+        return self.kl_prior
+
+    def __str__(self) -> str:
+        unit = f"per example, mean over {self.num_examples}" if self.per_example else "joint"
+        return (
+            f"Evaluation(nats {unit}, K={self.num_particles})\n"
+            f"  ELBO            {self.elbo: .4f} ± {self.elbo_se:.2g}\n"
+            f"  log p(x) (IWAE) {self.log_evidence: .4f} ± {self.log_evidence_se:.2g}\n"
+            f"  reconstruction  {self.reconstruction: .4f}\n"
+            f"  KL(q || p(z))   {self.kl_prior: .4f}"
         )
-    return sized
 
 
-def _per_example(log_prob: torch.Tensor, width: int, data_dim: int) -> torch.Tensor:
-    """Sum a site's log_prob over everything but the particle and data dims -> [K or 1, B or 1]."""
-    if log_prob.dim() < width:
-        log_prob = log_prob.reshape((1,) * (width - log_prob.dim()) + tuple(log_prob.shape))
-    moved = log_prob.movedim((0, width + data_dim), (0, 1))
-    return moved.reshape(moved.shape[0], moved.shape[1], -1).sum(-1)
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(
+        f"`Evaluation.{old}` is renamed `{new}` (one name per quantity); the old name goes "
+        "away in pvae 0.3.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
-def _vectorize(fn: Callable, num: int, dim: int) -> Callable:
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        with pyro.plate("particles", num, dim=dim):
-            return fn(*args, **kwargs)
-
-    return wrapped
+def _iwae_se(log_w: torch.Tensor) -> float:
+    r"""Delta-method standard error of :math:`\log \frac1K \sum_k w_k`."""
+    w = (log_w - log_w.max()).exp()
+    return float(w.std() / (math.sqrt(len(w)) * w.mean())) if len(w) > 1 else math.nan
 
 
-def _log_weights(
-    model: Callable, guide: Callable, batch: tuple, num: int, nesting: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log weights and observed log-likelihood, each [num, batch], for one chunk."""
-    dim = -(nesting + 1)
-    guide_trace = poutine.trace(_vectorize(guide, num, dim)).get_trace(*batch)
-    model_trace = poutine.trace(
-        poutine.replay(_vectorize(model, num, dim), trace=guide_trace)
-    ).get_trace(*batch)
-    b = batch[0].shape[0]
-    data_dim = _data_dim(model_trace, b)
-    width = nesting + 1
-    log_w = torch.zeros(num, b, device=batch[0].device)
-    log_lik = torch.zeros(num, b, device=batch[0].device)
-    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-        trace.compute_log_prob()
-        for site in trace.nodes.values():
-            if site["type"] != "sample":
-                continue
-            # The model's own density: `poutine.scale`/`mask` (a beta-VAE's beta, subsampling)
-            # weight the training objective, not log p(x, z).
-            term = _per_example(site["unscaled_log_prob"], width, data_dim)
-            log_w = log_w + sign * term
-            if sign > 0 and site["is_observed"]:
-                log_lik = log_lik + term
-    return log_w, log_lik
+def _joint(model, guide, batch, num_particles, max_elements, structure) -> Evaluation:
+    w = _traces.log_weights(
+        model, guide, batch, {}, num_particles, structure, max_elements=max_elements
+    )
+    k = num_particles
 
+    def mean_se(t):
+        return float(t.mean()), float(t.std() / math.sqrt(k)) if k > 1 else math.nan
 
-def _max_plate_nesting(model: Callable, guide: Callable, batch: tuple) -> int:
-    guide_trace = poutine.trace(guide).get_trace(*batch)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*batch)
-    dims = [
-        -frame.dim
-        for trace in (guide_trace, model_trace)
-        for site in trace.nodes.values()
-        for frame in site.get("cond_indep_stack", ())
-        if frame.vectorized and frame.dim is not None
-    ]
-    return max(dims, default=0)
+    elbo, elbo_se = mean_se(w.log_weight)
+    return Evaluation(
+        elbo=elbo,
+        elbo_se=elbo_se,
+        log_evidence=float(_traces.log_mean_exp(w.log_weight)),
+        log_evidence_se=_iwae_se(w.log_weight),
+        reconstruction=float(w.log_likelihood.mean()),
+        kl_prior=float((w.log_guide - w.log_prior).mean()),
+        num_examples=structure.num_examples or batch[0].shape[0],
+        num_particles=k,
+        per_example=False,
+        vectorized=w.vectorized,
+        reason=w.reason or structure.joint_reason,
+    )
 
 
 def evaluate(
@@ -158,15 +173,13 @@ def evaluate(
     seed: int | None = None,
     device: str | torch.device | None = None,
 ) -> Evaluation:
-    r"""Estimate the ELBO and :math:`\log p(x)` per example by importance sampling.
+    r"""Estimate the ELBO and :math:`\log p(x)` by importance sampling.
 
     Parameters
     ----------
     model : object or callable
         A pvae model (with ``.model`` and ``.guide``), or a Pyro model function with
-        ``guide``. The per-example sites must sit in ``pyro.plate("data", ...)`` and
-        broadcast over an extra batch dim on the left (one more plate), as Pyro's
-        ``vectorize_particles`` requires.
+        ``guide``. Discrete latents the guide leaves to the model are summed out exactly.
     data : tensor, ndarray, tuple of them, Dataset or DataLoader
         The examples; batches are passed as ``model(*batch)``.
     guide : callable, optional
@@ -176,10 +189,9 @@ def evaluate(
     max_elements : int
         Element budget of one vectorised pass: ``particles x examples x data size``
         (default :math:`2^{22}`). Examples are split into chunks, and particles too when
-        one example alone exceeds it, so peak memory is a few tensors of about this many
-        elements times the ratio of the widest layer to the data size.
+        one example alone exceeds it.
     seed : int, optional
-        Seed for the particles.
+        Seeds the particles (the caller's generators are restored afterwards).
     device : str or torch.device, optional
         Moves the chunks there (the model must already be there).
 
@@ -190,19 +202,20 @@ def evaluate(
     Raises
     ------
     ValueError
-        For invalid arguments, a squared-error model (it has no likelihood), or a model
-        without a data plate.
+        For invalid arguments, a squared-error model (it has no likelihood), or a model and
+        guide that do not match (:func:`pvae._traces.inspect`).
 
     Notes
     -----
-    The standard errors are over examples: the standard deviation of the per-example
-    estimates divided by :math:`\sqrt{N}`. A site outside the data plate (a global
-    latent) is counted in every example's weight, so each example is scored as if it
-    were the only one.
+    Densities are the model's own: masked observations count for nothing, and
+    ``poutine.scale`` (a :math:`\beta`-VAE's :math:`\beta`, a subsample's weight) does not
+    enter. The examples are scored in chunks when they are independent given the guide
+    (``per_example``); a model with global latents, or a guide that couples the examples, is
+    scored on the whole data set at once, and the record holds the joint numbers.
 
     Examples
     --------
-    >>> import pyro.distributions as dist
+    >>> import pyro, pyro.distributions as dist
     >>> def model(x):
     ...     with pyro.plate("data", len(x)):
     ...         z = pyro.sample("z", dist.Normal(0.0, 1.0))
@@ -211,54 +224,63 @@ def evaluate(
     ...     with pyro.plate("data", len(x)):
     ...         pyro.sample("z", dist.Normal(x / 2, 0.5**0.5))   # the exact posterior
     >>> ev = evaluate(model, torch.zeros(3), guide=guide, num_particles=10)
-    >>> round(ev.log_likelihood, 4), round(ev.elbo, 4)   # log N(0; 0, 2) both
+    >>> round(ev.log_evidence, 4), round(ev.elbo, 4)   # log N(0; 0, 2) both
     (-1.2655, -1.2655)
     """
-    if not isinstance(num_particles, int) or isinstance(num_particles, bool) or num_particles < 1:
-        raise ValueError(f"`num_particles` must be a positive integer, got {num_particles!r}.")
-    if not isinstance(max_elements, int) or max_elements < 1:
-        raise ValueError(f"`max_elements` must be a positive integer, got {max_elements!r}.")
-    if getattr(model, "objective", "elbo") == "squared_error":
+    num_particles = _checks.positive_int("num_particles", num_particles, example=1000)
+    max_elements = _checks.positive_int("max_elements", max_elements, example=MAX_ELEMENTS)
+    if objective(model) == "squared_error":
         raise ValueError(
             f"`model` ({type(model).__name__}) is trained on squared error and has no "
             "likelihood, so it has no ELBO or log p(x). Compare reconstruction errors instead."
         )
-    if guide is None:
-        if not (
-            callable(getattr(model, "model", None)) and callable(getattr(model, "guide", None))
-        ):
-            raise ValueError(
-                f"`model` must have `.model` and `.guide` methods, got {type(model).__name__}. "
-                "For your own Pyro functions pass `guide=`."
-            )
-        model, guide = model.model, model.guide
-    if seed is not None:
-        pyro.set_rng_seed(seed)
+    model, guide = model_and_guide(model, guide)
+    with seeded(seed), torch.no_grad():
+        return _evaluate(model, guide, data, num_particles, max_elements, device)
+
+
+def _to(batch, device):
+    return batch if device is None else tuple(t.to(device) for t in batch)
+
+
+def _evaluate(model, guide, data, num_particles, max_elements, device) -> Evaluation:
     probe = next(iter(as_batches(data, batch_size=1)))
     size = max(1, probe[0][0].numel())
     per_pass = max(1, max_elements // size)  # (particle, example) pairs in one pass
     chunk = max(1, per_pass // num_particles)
-    particles = min(num_particles, per_pass)
-    batches = as_batches(data, batch_size=chunk)
-    elbos, lls, recs = [], [], []
-    nesting = None
-    with torch.no_grad():
-        for batch in batches:
-            if device is not None:
-                batch = tuple(t.to(device) for t in batch)
-            if nesting is None:
-                nesting = _max_plate_nesting(model, guide, batch)
-            log_w, log_lik = [], []
-            for start in range(0, num_particles, particles):
-                k = min(particles, num_particles - start)
-                w, lik = _log_weights(model, guide, batch, k, nesting)
-                log_w.append(w)
-                log_lik.append(lik)
-            log_w = torch.cat(log_w).double()
-            elbos.append(log_w.mean(0))
-            lls.append(torch.logsumexp(log_w, 0) - math.log(num_particles))
-            recs.append(torch.cat(log_lik).double().mean(0))
-    elbo, ll, rec = torch.cat(elbos), torch.cat(lls), torch.cat(recs)
+    batches = list(as_batches(data, batch_size=chunk))
+    first = _to(batches[0], device)
+    structure = _traces.inspect(model, guide, first, {})
+    if not structure.per_example:
+        batch = first
+        if len(batches) > 1:
+            batch = _to(tuple(torch.cat(parts) for parts in zip(*batches, strict=True)), device)
+            structure = _traces.inspect(model, guide, batch, {})
+        return _joint(model, guide, batch, num_particles, max_elements, structure)
+    elbos, lls, recs, kls = [], [], [], []
+    vectorized, reason = True, ""
+    for i, batch in enumerate(batches):
+        batch = _to(batch, device)
+        if i:
+            try:
+                structure = _traces.inspect(model, guide, batch, {})
+            except _traces.SHAPE_ERRORS as err:
+                raise ValueError(
+                    f"the guide fails on a chunk of {len(batch[0])} examples ({err}); it may "
+                    "hold parameters per example (as AutoNormal over a local plate does). "
+                    "Raise `max_elements` so that all examples are scored in one pass."
+                ) from err
+        w = _traces.log_weights(
+            model, guide, batch, {}, num_particles, structure,
+            check=i == 0, max_elements=max_elements,
+        )  # fmt: skip
+        if i == 0:
+            vectorized, reason = w.vectorized, w.reason
+        elbos.append(w.log_weight.mean(0))
+        lls.append(_traces.log_mean_exp(w.log_weight))
+        recs.append(w.log_likelihood.mean(0))
+        kls.append((w.log_guide - w.log_prior).mean(0))
+    elbo, ll, rec, kl = (torch.cat(t) for t in (elbos, lls, recs, kls))
     n = elbo.numel()
 
     def se(values: torch.Tensor) -> float:
@@ -267,10 +289,13 @@ def evaluate(
     return Evaluation(
         elbo=float(elbo.mean()),
         elbo_se=se(elbo),
-        log_likelihood=float(ll.mean()),
-        log_likelihood_se=se(ll),
+        log_evidence=float(ll.mean()),
+        log_evidence_se=se(ll),
         reconstruction=float(rec.mean()),
-        kl=float(rec.mean() - elbo.mean()),
+        kl_prior=float(kl.mean()),
         num_examples=n,
         num_particles=num_particles,
+        per_example=True,
+        vectorized=vectorized,
+        reason=reason,
     )

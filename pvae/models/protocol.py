@@ -20,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["HasELBOTerms", "PvaeModel", "SquaredError", "model_and_guide", "objective"]
+__all__ = [
+    "HasELBOTerms",
+    "PvaeModel",
+    "SquaredError",
+    "model_and_guide",
+    "objective",
+    "pair_and_args",
+]
 
 
 @runtime_checkable
@@ -81,4 +88,38 @@ def model_and_guide(model: Any, guide: Callable | None = None) -> tuple[Callable
     raise ValueError(
         f"`model` must be a pvae model (with `.model` and `.guide` methods), got "
         f"{type(model).__name__}. For your own Pyro model function pass `guide=`."
+    )
+
+
+def pair_and_args(
+    model: Any, args: tuple, guide: Callable | None = None
+) -> tuple[Callable, Callable, tuple]:
+    """``(model, guide, args)`` from either calling convention of the analysis functions.
+
+    * the front door, as :func:`pvae.fit` and :func:`pvae.evaluate`: ``f(model, *data,
+      guide=guide)`` or ``f(pvae_model, *data)``;
+    * Pyro's: ``f(model, guide, *args)``.
+
+    Raises
+    ------
+    ValueError
+        When no guide can be found.
+
+    Examples
+    --------
+    >>> def model(x): ...
+    >>> def guide(x): ...
+    >>> pair_and_args(model, (guide, 1.0)) == (model, guide, (1.0,))
+    True
+    >>> pair_and_args(model, (1.0,), guide) == (model, guide, (1.0,))
+    True
+    """
+    if guide is not None or isinstance(model, PvaeModel):
+        return (*model_and_guide(model, guide), tuple(args))
+    if args and callable(args[0]) and not isinstance(args[0], type):
+        return model, args[0], tuple(args[1:])
+    raise ValueError(
+        "pass the guide: `f(model, guide, *args)` (Pyro's convention), `f(model, *data, "
+        f"guide=guide)`, or a pvae model with `.model` and `.guide`; got {type(model).__name__}"
+        " and no callable guide."
     )

@@ -24,17 +24,20 @@ References
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyro
+import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae.vi.guide_enumeration import DiscreteTable, _latents, _weighted, enumerate_guide
+from pvae import _checks, _traces
+from pvae._seed import seeded
+from pvae.models.protocol import model_and_guide
+from pvae.vi.guide_enumeration import DiscreteTable, enumerate_guide
 from pvae.vi.guides import MeanFieldGuide, fit_guide
 
 __all__ = ["AmortizationGap", "amortization_gap", "vae_amortization_gap"]
@@ -51,8 +54,10 @@ class AmortizationGap:
         + \underbrace{\mathcal{L}[q^*] - \mathcal{L}[q_\phi]}_{\text{amortization gap}}
 
     with :math:`q_\phi` the encoder's guide and :math:`q^*` the best guide of the same family
-    fitted separately to each datapoint. Sums over the dataset, in nats; the ``*_per_datapoint``
-    fields are float64 tensors ``[N]``.
+    fitted separately to each datapoint. Nats per example: means over the ``num_examples``
+    datapoints (the datapoints are independent given the guide); the ``*_per_datapoint``
+    fields are float64 tensors ``[N]``, and ``estimated`` says whether the numbers are Monte
+    Carlo estimates (:func:`vae_amortization_gap`) or exact (:func:`amortization_gap`).
 
     Examples
     --------
@@ -68,19 +73,27 @@ class AmortizationGap:
     log_evidence_per_datapoint: torch.Tensor
     elbo_amortized_per_datapoint: torch.Tensor
     elbo_best_per_datapoint: torch.Tensor
+    num_examples: int = 0
+    estimated: bool = False
 
     @classmethod
-    def _from_per_datapoint(
-        cls, log_px: torch.Tensor, elbo_amortized: torch.Tensor, elbo_best: torch.Tensor
+    def from_per_datapoint(
+        cls,
+        log_px: torch.Tensor,
+        elbo_amortized: torch.Tensor,
+        elbo_best: torch.Tensor,
+        estimated: bool = False,
     ) -> AmortizationGap:
-        """Sum the per-datapoint terms and take the differences."""
-        px, am, best = (float(t.sum()) for t in (log_px, elbo_amortized, elbo_best))
+        """Average the per-datapoint terms and take the differences."""
+        px, am, best = (float(t.double().mean()) for t in (log_px, elbo_amortized, elbo_best))
         per = (t.to(torch.float64) for t in (log_px, elbo_amortized, elbo_best))
-        return cls(px, am, best, px - best, best - am, px - am, *per)
+        return cls(px, am, best, px - best, best - am, px - am, *per, len(log_px), estimated)
 
     def __str__(self) -> str:
+        how = "estimated" if self.estimated else "exact"
         return "\n".join(
             [
+                f"nats per example, mean over {self.num_examples} ({how})",
                 f"log p(x)                 {self.log_evidence: .6f}",
                 f"ELBO, best per datapoint {self.elbo_best: .6f}",
                 f"ELBO, amortized encoder  {self.elbo_amortized: .6f}",
@@ -93,10 +106,11 @@ class AmortizationGap:
 
 def _per_datapoint_elbo(model, guide, args) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Exact per-datapoint :math:`\log p(x_n)` and ELBO of ``guide``, float64 ``[N]``."""
-    e = enumerate_guide(model, guide, *args)
-    log_p, log_q = e.joint_tables()
-    elbo = _weighted(log_q.exp(), log_p - log_q).sum(e.enum_dims)
-    return torch.logsumexp(log_p, e.enum_dims).reshape(-1), elbo.reshape(-1)
+    with torch.no_grad():
+        e = enumerate_guide(model, guide, *args)
+        log_p, _ = e.joint_tables()
+        log_px = torch.logsumexp(log_p, e.enum_dims).reshape(-1)
+        return log_px, e.elbo().reshape(-1)
 
 
 def amortization_gap(
@@ -159,8 +173,9 @@ def amortization_gap(
     >>> g.approximation_gap, g.amortization_gap > 0.1
     (0.0, True)
     """
-    if best not in ("exact", "svi"):
-        raise ValueError(f"`best` must be 'exact' or 'svi', got {best!r}.")
+    _checks.one_of("best", best, ("exact", "svi"))
+    num_steps = _checks.positive_int("num_steps", num_steps, example=300)
+    lr = _checks.positive_float("lr", lr, example=0.05)
     store = pyro.get_param_store()
     for name in [n for n in store.keys() if n.startswith("amortization_gap.")]:
         del store[name]  # a fresh encoder and fresh local factors on every call
@@ -168,7 +183,11 @@ def amortization_gap(
         from pvae.exact.toy import toy_vae as model
     with torch.no_grad(), poutine.block():
         trace = prune_subsample_sites(poutine.trace(model).get_trace(*(() if x is None else (x,))))
-    latents = _latents(trace)
+    latents = [
+        n
+        for n, site in trace.nodes.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    ]
     frames = [f for s in latents for f in trace.nodes[s]["cond_indep_stack"] if f.vectorized]
     if len(latents) != 1 or len(frames) != 1:
         raise ValueError(
@@ -182,11 +201,11 @@ def amortization_gap(
         ]
         x = trace.nodes[observed[0]]["value"]
     values = trace.nodes[site]["fn"].enumerate_support(expand=False).reshape(-1)
-    torch.manual_seed(seed)
     sizes = (x.shape[-1], *hidden, len(values))
     layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers += [torch.nn.Linear(a, b)] + ([torch.nn.Tanh()] if i < len(sizes) - 2 else [])
+    with seeded(seed):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layers += [torch.nn.Linear(a, b)] + ([torch.nn.Tanh()] if i < len(sizes) - 2 else [])
     encoder = torch.nn.Sequential(*layers).to(x.dtype)
 
     def amortized(x):
@@ -202,7 +221,7 @@ def amortization_gap(
         local = MeanFieldGuide(model, x, prefix="amortization_gap.local")
         fit_guide(model, local, x, num_steps=num_steps, lr=lr, seed=seed)
         _, elbo_best = _per_datapoint_elbo(model, local, (x,))
-    return AmortizationGap._from_per_datapoint(log_px, elbo_amortized, elbo_best)
+    return AmortizationGap.from_per_datapoint(log_px, elbo_amortized, elbo_best)
 
 
 def _log_likelihood(vae, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -218,15 +237,6 @@ def _gaussian_elbo(vae, x, loc, scale, num_samples: int) -> torch.Tensor:
     recon = _log_likelihood(vae, x, q.rsample((num_samples,)))
     prior = torch.distributions.Normal(torch.zeros_like(loc), torch.ones_like(scale))
     return recon.mean(0) - torch.distributions.kl_divergence(q, prior).sum(-1)
-
-
-def _iwae(vae, x, loc, scale, num_particles: int) -> torch.Tensor:
-    """Per-datapoint importance-sampling estimate of log p(x) with proposal N(loc, scale)."""
-    q = torch.distributions.Normal(loc, scale)
-    z = q.sample((num_particles,))
-    log_prior = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
-    log_w = _log_likelihood(vae, x, z) + log_prior - q.log_prob(z).sum(-1)
-    return torch.logsumexp(log_w, 0) - math.log(num_particles)
 
 
 def vae_amortization_gap(
@@ -247,8 +257,9 @@ def vae_amortization_gap(
     encoder's answer, with the decoder held fixed (Adam, reparameterized gradients, analytic
     KL to the prior). :math:`\log p(x)` is not tractable, so it is the importance-sampling
     estimate with ``num_particles`` draws from the per-datapoint guide (Burda et al. 2016);
-    the ELBOs use ``num_particles`` reparameterized draws. All three numbers are Monte Carlo
-    estimates, so the gaps are too.
+    the ELBOs use ``num_particles`` draws. All three numbers are Monte Carlo estimates from
+    the importance-weight core (:mod:`pvae._traces`: the model's own density, so a
+    :math:`\beta` the VAE was trained with does not enter), and so are the gaps.
 
     Parameters
     ----------
@@ -264,7 +275,8 @@ def vae_amortization_gap(
     num_particles : int
         Samples for the final ELBOs and the importance-sampling :math:`\log p(x)`.
     seed : int
-        Seed of ``torch.manual_seed``.
+        Seeds the optimization and the draws (the caller's generators are left as they
+        were, :func:`pvae._seed.seeded`).
 
     Returns
     -------
@@ -278,27 +290,50 @@ def vae_amortization_gap(
     >>> g.amortization_gap > 0
     True
     """
-    torch.manual_seed(seed)
+    num_steps = _checks.positive_int("num_steps", num_steps, example=300)
+    lr = _checks.positive_float("lr", lr, example=0.05)
+    num_samples = _checks.positive_int("num_samples", num_samples, example=16)
+    num_particles = _checks.positive_int("num_particles", num_particles, example=1000)
+    model, amortized = model_and_guide(vae)
     frozen = [p for p in vae.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    try:
+    with seeded(seed):
+        try:
+            best = _best_guide(vae, x, num_steps, lr, num_samples)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
         with torch.no_grad():
-            loc0, scale0 = vae.encode(x)
-            elbo_amortized = _gaussian_elbo(vae, x, loc0, scale0, num_particles)
-        loc = loc0.clone().requires_grad_(True)
-        log_scale = scale0.log().clone().requires_grad_(True)
-        optim = torch.optim.Adam([loc, log_scale], lr=lr)
-        for _ in range(num_steps):
-            optim.zero_grad()
-            loss = -_gaussian_elbo(vae, x, loc, log_scale.exp(), num_samples).sum()
-            loss.backward()
-            optim.step()
-        with torch.no_grad():
-            scale = log_scale.exp()
-            elbo_best = _gaussian_elbo(vae, x, loc, scale, num_particles)
-            log_px = _iwae(vae, x, loc, scale, num_particles)
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-    return AmortizationGap._from_per_datapoint(log_px, elbo_amortized, elbo_best)
+            w_amortized = _traces.log_weights(model, amortized, (x,), {}, num_particles)
+            w_best = _traces.log_weights(model, best, (x,), {}, num_particles)
+    for w, name in ((w_amortized, "the encoder"), (w_best, "the per-datapoint guide")):
+        if not w.per_example:
+            raise ValueError(f"`vae`: {name} does not factor over plate 'data'.")
+    return AmortizationGap.from_per_datapoint(
+        _traces.log_mean_exp(w_best.log_weight),
+        w_amortized.log_weight.mean(0),
+        w_best.log_weight.mean(0),
+        estimated=True,
+    )
+
+
+def _best_guide(vae, x, num_steps, lr, num_samples) -> Callable:
+    """The best diagonal Gaussian per datapoint, decoder fixed, as a Pyro guide."""
+    with torch.no_grad():
+        loc0, scale0 = vae.encode(x)
+    loc = loc0.clone().requires_grad_(True)
+    log_scale = scale0.log().clone().requires_grad_(True)
+    optim = torch.optim.Adam([loc, log_scale], lr=lr)
+    for _ in range(num_steps):  # the training objective; every reported number is below
+        optim.zero_grad()
+        loss = -_gaussian_elbo(vae, x, loc, log_scale.exp(), num_samples).sum()
+        loss.backward()
+        optim.step()
+    loc, scale = loc.detach(), log_scale.detach().exp()
+
+    def best(x):
+        with pyro.plate("data", x.shape[0], device=x.device):
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    return best

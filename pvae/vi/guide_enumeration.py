@@ -6,14 +6,22 @@ under :math:`q` is a finite sum,
 .. math:: \mathbb{E}_q[f(z)] = \sum_{z} q(z)\, f(z),
 
 so the ELBO :math:`\mathbb{E}_q[\log p(x, z) - \log q(z)]` and its gradient are exact.
-:func:`enumerate_guide` lays out :math:`\log q(z)` and every term of :math:`\log p(x, z)` on
-the guide's support, as a :class:`GuideEnumeration`. Two engines do it: *parallel* uses Pyro's
-tensor enumeration (plates stay batch dimensions, so :math:`N` datapoints cost :math:`O(NK)`),
-*sequential* replays the model once per joint assignment (Python control flow on sampled values
-works). :class:`DiscreteTable` is the categorical over arbitrary support values that guides use
-to stand in for a model's ``Bernoulli`` or ``Binomial`` sites.
+:func:`enumerate_guide` scores the model on the guide's whole support, with the conventions
+of :mod:`pvae._traces` (masked, unscaled densities; discrete latents the guide leaves to the
+model summed out exactly), and returns a :class:`GuideEnumeration`.
 
-The guides themselves, and their fitting, live in :mod:`pvae.vi.guides`.
+Two engines. *Parallel* enumerates the guide with Pyro's tensor enumeration and takes each
+expectation by tensor contraction: a term :math:`t` in plates :math:`P` that depends on the
+guide sites :math:`S` is weighted by the guide's marginal :math:`q(z_S)` in those plates, so
+:math:`N` datapoints cost :math:`O(NK)` and sibling plates that share a dim are never
+broadcast against each other. *Sequential* replays the model once per joint assignment of
+the guide (Python control flow on sampled values works). ``"auto"`` checks the parallel
+engine against a plain run at one assignment and falls back only when they disagree or the
+model fails on enumerated tensors; :attr:`GuideEnumeration.reason` says why.
+
+:class:`DiscreteTable` is the categorical over arbitrary support values that guides use to
+stand in for a model's ``Bernoulli`` or ``Binomial`` sites. The guides themselves, and their
+fitting, live in :mod:`pvae.vi.guides`.
 
 References
 ----------
@@ -22,8 +30,10 @@ References
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyro.distributions as dist
@@ -31,59 +41,20 @@ import torch
 from pyro import poutine
 from pyro.distributions import constraints
 from pyro.infer.enum import iter_discrete_traces
-from pyro.poutine.util import prune_subsample_sites
+from pyro.ops import packed
+from pyro.ops.contract import contract_tensor_tree, contract_to_tensor
+from pyro.poutine.util import site_is_subsample
 
-from pvae.exact.posterior import _max_plate_nesting as _trace_plate_nesting
+from pvae import _checks, _traces
 
-__all__ = ["DiscreteTable", "GuideEnumeration", "enumerate_guide"]
+__all__ = ["DiscreteTable", "GuideEnumeration", "enumerate_guide", "scored", "weighted"]
 
-
-def _replay(model: Callable, guide_trace, args: tuple, kwargs: dict):
-    """The model's trace replayed against ``guide_trace`` (subsample sites pruned)."""
-    return prune_subsample_sites(
-        poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-    )
+_ENGINE_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError)
 
 
-def _traces(model: Callable, guide: Callable, args: tuple, kwargs: dict):
-    """One guide trace and the model replayed against it (subsample sites pruned)."""
-    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-    return _replay(model, guide_trace, args, kwargs), prune_subsample_sites(guide_trace)
-
-
-def _latents(trace) -> list[str]:
-    return [
-        name
-        for name, site in trace.nodes.items()
-        if site["type"] == "sample" and not site["is_observed"]
-    ]
-
-
-def _plate_dims(site) -> frozenset[int]:
-    return frozenset(f.dim for f in site["cond_indep_stack"] if f.vectorized and f.dim is not None)
-
-
-def _max_plate_nesting(model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> int:
-    """The number of batch dimensions the plates of ``model`` and ``guide`` use."""
-    with poutine.block():
-        traces = _traces(model, guide, args, kwargs)
-    return max(_trace_plate_nesting(tr) for tr in traces)
-
-
-def _weighted(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def weighted(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     r"""``w * t`` with :math:`0 \cdot t = 0` where the weight is 0 (``t`` may be ``-inf``)."""
     return torch.where(w > 0, w * t, torch.zeros((), dtype=w.dtype))
-
-
-def _check_guide_covers_model(model_trace, guide_trace) -> None:
-    """Raise a ValueError unless the guide samples exactly the model's latent sites."""
-    model_latents, guide_latents = set(_latents(model_trace)), set(_latents(guide_trace))
-    if model_latents != guide_latents:
-        raise ValueError(
-            "`guide` must sample exactly the model's latent sites, got model latents "
-            f"{sorted(model_latents)} and guide latents {sorted(guide_latents)}. Add the "
-            "missing sites to the guide (or observe them in the model)."
-        )
 
 
 class DiscreteTable(dist.TorchDistribution):
@@ -128,31 +99,28 @@ class DiscreteTable(dist.TorchDistribution):
 
 
 @dataclass(frozen=True)
-class GuideEnumeration:
-    r"""Every term of :math:`\log q(z)` and :math:`\log p(x, z)` on the guide's support.
+class _Term:
+    """One packed log-density term, and the plates (symbols) it lives in."""
 
-    Tensors are float64 and broadcast to one joint shape: enumeration dimensions on the left
-    (one per guide site, or one over all joint assignments for the sequential engine), plate
-    dimensions on the right.
+    tensor: torch.Tensor
+    ordinal: frozenset
+
+
+@dataclass(frozen=True)
+class GuideEnumeration:
+    r"""The model scored on a discrete guide's whole support (see :func:`enumerate_guide`).
 
     Attributes
     ----------
     sites : tuple of str
-        The guide's latent sites, in trace order.
-    log_q : torch.Tensor
-        :math:`\log q(z)` of the joint assignment (per plate element).
-    prior_terms, likelihood_terms : tuple of (torch.Tensor, frozenset of int)
-        The model's latent-site and observed-site log-probs with the plate dims of each.
-    guide_terms : tuple of (torch.Tensor, frozenset of int)
-        The guide's site log-probs with their plate dims.
-    values : dict
-        ``values[site]`` broadcasts against ``log_q``: the site's value in each assignment.
-    site_dims : dict
-        Plate dims of each guide site.
-    num_plate_dims : int
-        How many rightmost dims are plate dims.
+        The guide's sample sites, in trace order.
     method : str
-        ``"parallel"`` (Pyro tensor enumeration) or ``"sequential"`` (one replay per assignment).
+        ``"parallel"`` or ``"sequential"``; ``reason`` says why ``"auto"`` fell back.
+    per_example : bool
+        True when the model and guide factor over the data plate: :meth:`expectation`
+        then returns one number per example, else one joint total.
+    num_examples : int or None
+        Size of the data plate.
 
     Examples
     --------
@@ -160,110 +128,148 @@ class GuideEnumeration:
     """
 
     sites: tuple[str, ...]
-    log_q: torch.Tensor
-    prior_terms: tuple
-    likelihood_terms: tuple
-    guide_terms: tuple
-    values: dict
-    site_dims: dict
-    num_plate_dims: int
     method: str
+    reason: str
+    per_example: bool
+    num_examples: int | None
+    structure: Any = field(repr=False)
+    # parallel: packed terms and the guide's weight tree; sequential: per-assignment rows
+    _terms: dict = field(default_factory=dict, repr=False)
+    _weights: OrderedDict | None = field(default=None, repr=False)
+    _weight_dims: set = field(default_factory=set, repr=False)
+    _symbol_to_dim: dict = field(default_factory=dict, repr=False)
+    _values: dict = field(default_factory=dict, repr=False)
+    _rows: tuple | None = field(default=None, repr=False)
 
-    @property
-    def q(self) -> torch.Tensor:
-        """Joint guide probabilities, the weights of every expectation."""
-        return self.log_q.exp()
+    # --------------------------------------------------------------- expectations
+    def expectation(self, which: str) -> torch.Tensor:
+        r""":math:`\mathbb{E}_q` of the ``"joint"`` (:math:`\log p(x, z)`), ``"prior"``
+        (:math:`\log p(z)`) or ``"guide"`` (:math:`\log q(z)`) terms: float64, ``[N]`` per
+        example or a 0-d total. Differentiable in the guide's and model's parameters."""
+        if self._rows is not None:
+            q, cols = self._rows
+            col = {"joint": cols[0] + cols[1], "prior": cols[1], "guide": cols[2]}[which]
+            return weighted(q, col).sum()
+        total = None
+        for term in self._terms[which]:
+            value = self._expect(term)
+            total = value if total is None else total + value
+        zero = torch.zeros(self._shape(), dtype=torch.float64)
+        return zero if total is None else zero + total
+
+    def elbo(self) -> torch.Tensor:
+        """The exact ELBO (per example or joint, as :meth:`expectation`)."""
+        return self.expectation("joint") - self.expectation("guide")
+
+    def _shape(self) -> tuple:
+        return (self.num_examples,) if self.per_example else ()
+
+    def _keep(self) -> list[int]:
+        return [self.structure.data_dim] if self.per_example else []
+
+    def _dense(self, t: torch.Tensor) -> torch.Tensor:
+        return packed.unpack(t, self._symbol_to_dim).to(torch.float64)
+
+    def _marginal_of(self, dims: set, ordinal: frozenset) -> torch.Tensor | None:
+        """Log marginal of the guide over enum ``dims`` in the plates ``ordinal`` (packed)."""
+        if not dims:
+            return None
+        plates = frozenset().union(*self._weights)  # the plates the guide has
+        return contract_to_tensor(
+            self._weights,
+            self._weight_dims,
+            target_ordinal=ordinal & plates,
+            target_dims=set(dims),
+        )
+
+    def _expect(self, term: _Term) -> torch.Tensor:
+        dims = self._weight_dims.intersection(term.tensor._pyro_dims)
+        t = self._dense(term.tensor)
+        log_m = self._marginal_of(dims, term.ordinal)
+        if log_m is not None:
+            m = self._dense(log_m).exp()
+            t = weighted(m, t)
+            for symbol in dims:
+                d = self._symbol_to_dim[symbol]
+                if t.dim() >= -d:
+                    t = t.sum(d, keepdim=True)
+        width = self.structure.nesting
+        return _traces.reduce_dims(t, width, self._keep()).reshape(self._shape())
+
+    # --------------------------------------------------------------- marginals, tables
+    def marginal(self, site: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Support values and guide marginal of ``site``: ``[K]`` or ``[*batch, K]``."""
+        if site not in self.sites:
+            raise ValueError(
+                f"`site` must be one of the guide's sites {self.sites}, got {site!r}."
+            )
+        if self._rows is not None:
+            q, _ = self._rows
+            values = self._values[site]
+            rows = values.reshape(len(values), -1)
+            support = torch.unique(rows, dim=0)
+            match = (rows.unsqueeze(1) == support.unsqueeze(0)).all(-1).to(q.dtype)
+            probs = (match * q.unsqueeze(-1)).sum(0)
+            return support.reshape((-1,) + tuple(values.shape[1:])), probs
+        symbol, ordinal, enum_dim, value, batch, event = self._values[site]
+        support = value.reshape((-1,) + tuple(event))
+        m = self._dense(self._marginal_of({symbol}, ordinal)).exp()
+        m = m.movedim(enum_dim, -1)
+        nesting = self.structure.nesting
+        m = m.reshape(m.shape[m.dim() - (nesting + 1) :])
+        m = m.reshape(m.shape[nesting - len(batch) :])
+        return support, m.expand(tuple(batch) + (support.shape[0],))
+
+    def joint_tables(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        r"""Dense :math:`\log p(x, z)` and :math:`\log q(z)` over the guide's joint support.
+
+        Available when every guide site sits in the same plates :math:`D`: each term is
+        summed over its other plates, so both tables keep the guide's enumeration dims plus
+        the dims of :math:`D` (``None`` otherwise, and for the sequential engine, where the
+        rows are the table). ``logsumexp`` of ``log_p`` over the enumeration dims, summed
+        over the rest, is :math:`\log p(x)` restricted to the guide's support.
+        """
+        if self._rows is not None:
+            q, cols = self._rows
+            return cols[0] + cols[1], q.log()
+        ordinals = {v[1] for v in self._values.values()}
+        if len(ordinals) != 1:
+            return None
+        (keep,) = ordinals
+
+        def reduce(term: _Term) -> torch.Tensor:
+            t = self._dense(term.tensor)
+            for s in term.ordinal - keep:
+                d = self._symbol_to_dim[s]
+                if t.dim() >= -d:
+                    t = t.sum(d, keepdim=True)
+            return t
+
+        log_p = sum(reduce(t) for t in self._terms["joint"])
+        log_q = sum(reduce(t) for t in self._terms["weights"])
+        shape = torch.broadcast_shapes(log_p.shape, log_q.shape)
+        return log_p.expand(shape), log_q.expand(shape)
+
+    def site_values(self, site: str) -> torch.Tensor:
+        """The sequential engine's rows: ``site``'s value in each joint assignment."""
+        if self._rows is None:
+            raise ValueError("`site_values` lists the rows of the sequential engine only.")
+        return self._values[site]
 
     @property
     def enum_dims(self) -> tuple[int, ...]:
-        """The enumeration dims: all of ``log_q``'s but the ``num_plate_dims`` rightmost."""
-        return tuple(range(self.log_q.dim() - self.num_plate_dims))
-
-    def expectation(self, terms) -> float:
-        r""":math:`\mathbb{E}_q[\sum_t t]`: sum over enumeration and the term's plates."""
-        return float(self._expectation(terms))
-
-    def _expectation(self, terms) -> torch.Tensor:
-        q, m, total = self.q, self.num_plate_dims, torch.zeros((), dtype=torch.float64)
-        for t, dims in terms:
-            prod = _weighted(q, t)
-            res = prod.sum(self.enum_dims) if self.enum_dims else prod
-            for d in range(-1, -m - 1, -1):
-                if res.dim() >= -d:
-                    res = res.sum(d, keepdim=True) if d in dims else res.mean(d, keepdim=True)
-            total = total + res.sum()
-        return total
-
-    def elbo(self) -> torch.Tensor:
-        """The exact ELBO as a differentiable float64 scalar tensor."""
-        return (
-            self._expectation(self.likelihood_terms)
-            + self._expectation(self.prior_terms)
-            - self._expectation(self.guide_terms)
-        )
-
-    def joint_tables(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        r"""Joint :math:`\log p(x, z)` and :math:`\log q(z)` per plate element of the latents.
-
-        Available when every guide site sits in the same plates :math:`D` and every model term
-        in (at least) those plates: model terms are summed over their other plates, so the
-        tables keep enumeration dims plus the plate dims in :math:`D` (``None`` otherwise).
-        ``logsumexp`` of ``log_p`` over the enumeration dims, summed over the rest, is then
-        :math:`\log p(x)` restricted to the guide's support.
-        """
-        dims = set(self.site_dims.values())
-        if len(dims) != 1:
-            return None
-        (keep,) = dims
-        if any(not d >= keep for _, d in self.prior_terms + self.likelihood_terms):
-            return None
-        shape = self.log_q.shape
-
-        def reduce(t: torch.Tensor, own: frozenset) -> torch.Tensor:
-            t = t.expand(shape)
-            for d in range(-1, -self.num_plate_dims - 1, -1):
-                if d not in keep:
-                    t = t.sum(d, keepdim=True) if d in own else t.narrow(d, 0, 1)
-            return t
-
-        log_p = sum(reduce(t, d) for t, d in self.prior_terms + self.likelihood_terms)
-        return log_p, reduce(self.log_q, keep)
-
-    def marginal(self, site: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Support values and guide marginal of ``site``: ``[K]`` or ``[*plates, K]``."""
-        q, m = self.q, self.num_plate_dims
-        v = self.values[site].expand(q.shape)
-        flat_q = q.reshape((-1,) + q.shape[q.dim() - m :]) if m else q.reshape(-1)
-        flat_v = v.reshape(flat_q.shape)
-        support = torch.unique(flat_v)
-        onehot = (flat_v.unsqueeze(-1) == support).to(q.dtype)
-        probs = (flat_q.unsqueeze(-1) * onehot).sum(0)
-        keep = self.site_dims[site]
-        for d in range(-2, -m - 2, -1):  # plate dims sit left of the new K dim
-            if d + 1 not in keep and probs.dim() >= -d:
-                probs = probs.mean(d, keepdim=True)
-        return support, probs.squeeze(tuple(range(probs.dim() - 1))) if probs.dim() > 1 else probs
-
-
-def _terms(trace, which: str) -> list:
-    """``(log_prob, plate dims)`` of the ``"prior"``, ``"likelihood"`` or ``"guide"`` sites.
-
-    Model sites carry their ``poutine.scale`` (Pyro's target, as in ``enumerate_posterior``);
-    the guide is a normalized density, so its own scale is left out.
-    """
-    out = []
-    for site in trace.nodes.values():
-        if site["type"] != "sample":
-            continue
-        if which == "guide" or (site["is_observed"] == (which == "likelihood")):
-            key = "unscaled_log_prob" if which == "guide" else "log_prob"
-            lp = site[key].to(torch.float64)
-            out.append((lp, _plate_dims(site)))
-    return out
+        """The dims of :meth:`joint_tables` that enumerate the guide (the others are plates)."""
+        tables = self.joint_tables()
+        if tables is None:
+            return ()
+        if self._rows is not None:
+            return (0,)
+        nesting = self.structure.nesting
+        return tuple(range(tables[0].dim() - nesting))
 
 
 def _force_enumerate(guide: Callable, how: str) -> Callable:
-    """Mark every enumerable latent site of ``guide`` for ``how`` enumeration."""
+    """Mark every enumerable sample site of ``guide`` for ``how`` enumeration."""
 
     def config(site):
         if site["is_observed"] or not getattr(site["fn"], "has_enumerate_support", False):
@@ -273,50 +279,139 @@ def _force_enumerate(guide: Callable, how: str) -> Callable:
     return poutine.infer_config(guide, config)
 
 
-def _parallel(model, guide, args, kwargs, m: int, cache: dict | None = None) -> GuideEnumeration:
-    """Parallel enumeration. With ``cache`` (a dict kept across SVI steps), the model's terms
-    are reused while the enumerated guide values are unchanged and the model has no params."""
-    enum_guide = poutine.enum(_force_enumerate(guide, "parallel"), first_available_dim=-1 - m)
-    guide_trace = prune_subsample_sites(poutine.trace(enum_guide).get_trace(*args, **kwargs))
-    guide_trace.compute_log_prob()
-    sites = tuple(_latents(guide_trace))
-    values = {s: guide_trace.nodes[s]["value"] for s in sites}
-    hit = cache is not None and "terms" in cache and cache["values"].keys() == values.keys()
-    if hit and all(torch.equal(cache["values"][s], values[s]) for s in sites):
-        prior, lik = cache["terms"]
-    else:
-        model_trace = _replay(model, guide_trace, args, kwargs)
-        _check_guide_covers_model(model_trace, guide_trace)
-        model_trace.compute_log_prob()
-        prior, lik = _terms(model_trace, "prior"), _terms(model_trace, "likelihood")
-        has_params = any(site["type"] == "param" for site in model_trace.nodes.values())
-        if cache is not None and not has_params:
-            cache["values"] = values
-            cache["terms"] = (
-                [(t.detach(), d) for t, d in prior],
-                [(t.detach(), d) for t, d in lik],
-            )
-    guide_terms = _terms(guide_trace, "guide")
-    shape = torch.broadcast_shapes(*(t.shape for t, _ in guide_terms + prior + lik))
-    shape = torch.Size((1,) * (m - len(shape))) + shape
-    log_q = sum(t for t, _ in guide_terms).expand(shape)
-    site_dims = {s: _plate_dims(guide_trace.nodes[s]) for s in sites}
-    return GuideEnumeration(
-        sites,
-        log_q,
-        tuple(prior),
-        tuple(lik),
-        tuple(guide_terms),
-        values,
-        site_dims,
-        m,
-        "parallel",
+def _ordinal(trace, site) -> frozenset:
+    return frozenset(
+        trace.plate_to_symbol[f.name] for f in site["cond_indep_stack"] if f.vectorized
     )
 
 
-def _sequential(model, guide, args, kwargs, max_states: int) -> GuideEnumeration:
+def _sample_sites(trace):
+    for name, site in trace.nodes.items():
+        if site["type"] == "sample" and not site_is_subsample(site):
+            if not site["infer"].get("_deterministic"):
+                yield name, site
+
+
+def _parallel(model, guide, args, kwargs, structure) -> GuideEnumeration:
+    nesting = structure.nesting
+    guide_fn = poutine.enum(_force_enumerate(guide, "parallel"), first_available_dim=-1 - nesting)
+    model_fn = _traces.enumerate_model_sites(model, structure, None)
+    if not structure.enumerated:  # the model still needs the enumeration's dim bookkeeping
+        model_fn = poutine.enum(model_fn)
+    guide_trace = poutine.trace(guide_fn).get_trace(*args, **kwargs)
+    model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(
+        *args, **kwargs
+    )
+    for tr in (model_trace, guide_trace):
+        tr.compute_log_prob()
+    model_trace.pack_tensors()
+    guide_trace.pack_tensors(model_trace.plate_to_symbol)
+    weights, weight_dims, guide_terms, values = OrderedDict(), set(), [], {}
+    for name, site in _sample_sites(guide_trace):
+        if site["infer"].get("_enumerate_dim") is None:
+            raise ValueError(f"guide site {name!r} could not be enumerated in parallel")
+        symbol = site["infer"]["_enumerate_symbol"]
+        weight_dims.add(symbol)
+        ordinal = _ordinal(guide_trace, site)
+        weights.setdefault(ordinal, []).append(site["packed"]["unscaled_log_prob"])
+        cost = packed.scale_and_mask(
+            site["packed"]["unscaled_log_prob"], mask=site["packed"]["mask"]
+        )
+        guide_terms.append(_Term(cost, ordinal))
+        fn = site["fn"]
+        enum_dim = site["infer"]["_enumerate_dim"]
+        values[name] = (symbol, ordinal, enum_dim, site["value"], fn.batch_shape, fn.event_shape)
+    enumerated = set(structure.enumerated)
+    model_dims = {model_trace.nodes[n]["infer"]["_enumerate_symbol"] for n in enumerated}
+    joint, prior = [], []
+    dep_joint, dep_prior = OrderedDict(), OrderedDict()
+    for name, site in _sample_sites(model_trace):
+        ordinal = _ordinal(model_trace, site)
+        if name in enumerated:
+            term = site["packed"]["unscaled_log_prob"]
+        else:
+            term = packed.scale_and_mask(
+                site["packed"]["unscaled_log_prob"], mask=site["packed"]["mask"]
+            )
+        latent = not site["is_observed"]
+        if model_dims.isdisjoint(term._pyro_dims):
+            joint.append(_Term(term, ordinal))
+            if latent:
+                prior.append(_Term(term, ordinal))
+            continue
+        dep_joint.setdefault(ordinal, []).append(term)
+        if latent:
+            dep_prior.setdefault(ordinal, []).append(term)
+    for tree, out in ((dep_joint, joint), (dep_prior, prior)):
+        if tree:
+            for ordinal, terms in contract_tensor_tree(tree, set(model_dims)).items():
+                out.extend(_Term(t, ordinal) for t in terms)
+    symbol_to_dim = {**guide_trace.symbol_to_dim, **model_trace.symbol_to_dim}
+    weight_terms = [_Term(t, o) for o, ts in weights.items() for t in ts]
+    return GuideEnumeration(
+        sites=tuple(values),
+        method="parallel",
+        reason="",
+        per_example=structure.per_example,
+        num_examples=structure.num_examples,
+        structure=structure,
+        _terms={"joint": joint, "prior": prior, "guide": guide_terms, "weights": weight_terms},
+        _weights=weights,
+        _weight_dims=weight_dims,
+        _symbol_to_dim=symbol_to_dim,
+        _values=values,
+    )
+
+
+def _check(e: GuideEnumeration, model, guide, args, kwargs) -> str:
+    """ "" when the parallel terms at the first guide assignment match a plain run there."""
+    values = {}
+    for name, (_, _, _, value, batch, event) in e._values.items():
+        support = value.reshape((-1,) + tuple(event))
+        values[name] = support[0].expand(tuple(batch) + tuple(event))
+    structure = e.structure._replace(per_example=False)
+    guide_fixed = poutine.Trace()
+    for name, value in values.items():
+        guide_fixed.add_node(name, type="sample", is_observed=False, value=value, infer={})
+    guide_trace = poutine.trace(poutine.replay(guide, trace=guide_fixed)).get_trace(
+        *args, **kwargs
+    )
+    model_fn = _traces.enumerate_model_sites(model, structure, -1 - structure.nesting)
+    model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(
+        *args, **kwargs
+    )
+    lik, prior, _ = _traces.site_terms(structure, guide_trace, model_trace, structure.nesting, [])
+    plain = float(lik + prior)
+    total = 0.0
+    for term in e._terms["joint"]:
+        t = e._dense(term.tensor)
+        for symbol in e._weight_dims.intersection(term.tensor._pyro_dims):
+            d = e._symbol_to_dim[symbol]
+            t = t.narrow(d, 0, 1)
+        total += float(t.sum())
+    if plain == total or abs(plain - total) <= 1e-6 * (1 + abs(plain)):
+        return ""
+    if math.isinf(plain) and math.isinf(total):
+        return ""
+    return (
+        f"at the guide's first assignment the enumerated run gives log p = {total:.6g} and a "
+        f"plain run {plain:.6g}: the model's Python code does not treat enumerated values as "
+        "a batch"
+    )
+
+
+def _sequential(model, guide, args, kwargs, structure, max_states: int, why: str):
+    for name in structure.guide_sites:
+        if structure.site_plates.get(name):
+            raise ValueError(
+                f"Guide site {name!r} is inside a plate, which sequential enumeration cannot "
+                "split (it would give every element the same value). Make the model run on "
+                f"enumerated tensors (no Python control flow on sampled values). {why}".strip()
+            )
     seq_guide = _force_enumerate(guide, "sequential")
     rows = []
+    flat = structure._replace(per_example=False)
+    model_fn = _traces.enumerate_model_sites(model, flat, -1 - flat.nesting)
     for count, guide_trace in enumerate(iter_discrete_traces("flat", seq_guide, *args, **kwargs)):
         if count >= max_states:
             raise ValueError(
@@ -324,40 +419,44 @@ def _sequential(model, guide, args, kwargs, max_states: int) -> GuideEnumeration
                 "assignments. Raise `max_states`, or use plates so enumeration can run "
                 "in parallel."
             )
-        guide_trace = prune_subsample_sites(guide_trace)
-        model_trace = _replay(model, guide_trace, args, kwargs)
-        _check_guide_covers_model(model_trace, guide_trace)
-        for tr in (model_trace, guide_trace):
-            tr.compute_log_prob()
-            for name in _latents(tr):
-                if _plate_dims(tr.nodes[name]):
-                    raise ValueError(
-                        f"Site {name!r} is inside a plate, which sequential enumeration "
-                        "cannot split. Make the model run on enumerated tensors (no Python "
-                        "control flow on sampled values)."
-                    )
+        model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(
+            *args, **kwargs
+        )
+        lik, prior, cost = _traces.site_terms(flat, guide_trace, model_trace, flat.nesting, [])
+        log_w = sum(
+            s["unscaled_log_prob"].to(torch.float64).sum() for _, s in _sample_sites(guide_trace)
+        )
         rows.append(
             (
-                {s: guide_trace.nodes[s]["value"] for s in _latents(guide_trace)},
-                sum(float(t.sum()) for t, _ in _terms(guide_trace, "guide")),
-                sum(float(t.sum()) for t, _ in _terms(model_trace, "prior")),
-                sum(float(t.sum()) for t, _ in _terms(model_trace, "likelihood")),
+                {n: guide_trace.nodes[n]["value"] for n in structure.guide_sites},
+                log_w,
+                lik,
+                prior,
+                cost,
             )
         )
-    sites = tuple(rows[0][0])
-    col = [torch.tensor([r[i] for r in rows], dtype=torch.float64) for i in (1, 2, 3)]
-    values = {s: torch.stack([torch.as_tensor(r[0][s]) for r in rows]) for s in sites}
+    q = torch.stack([torch.as_tensor(r[1], dtype=torch.float64) for r in rows]).exp()
+    cols = tuple(torch.stack([r[i] for r in rows]) for i in (2, 3, 4))
+    values = {
+        n: torch.stack([torch.as_tensor(r[0][n]) for r in rows]) for n in structure.guide_sites
+    }
     return GuideEnumeration(
-        sites,
-        col[0],
-        ((col[1], frozenset()),),
-        ((col[2], frozenset()),),
-        ((col[0], frozenset()),),
-        values,
-        {s: frozenset() for s in sites},
-        0,
-        "sequential",
+        sites=tuple(structure.guide_sites),
+        method="sequential",
+        reason=why,
+        per_example=False,
+        num_examples=structure.num_examples,
+        structure=flat,
+        _values=values,
+        _rows=(q, cols),
     )
+
+
+def scored(model, guide, args, kwargs, structure, method: str) -> GuideEnumeration:
+    """The enumeration by a given engine, without checks (a training step's loss)."""
+    if method == "parallel":
+        return _parallel(model, guide, args, kwargs, structure)
+    return _sequential(model, guide, args, kwargs, structure, 100_000, "")
 
 
 def enumerate_guide(
@@ -370,18 +469,15 @@ def enumerate_guide(
 ) -> GuideEnumeration:
     r"""Enumerate a discrete guide's support and score the model on every assignment.
 
-    ``"parallel"`` uses Pyro's tensor enumeration (plates are kept as batch dimensions, so a
-    guide over :math:`N` datapoints costs :math:`O(NK)`, not :math:`K^N`); ``"sequential"``
-    replays the model once per joint assignment, so models with Python control flow on sampled
-    values work; ``"auto"`` tries parallel first.
-
     Parameters
     ----------
     model, guide : callable
-        A Pyro model and a guide sampling exactly the model's latent sites, all discrete.
+        A Pyro model and a guide whose sites are all discrete. Continuous model latents
+        must be in the guide; discrete ones the guide leaves out are summed out exactly.
     *args, **kwargs
         Passed to both.
     method : {"auto", "parallel", "sequential"}
+        See the module docstring.
     max_states : int
         Cap on the number of joint assignments for the sequential engine.
 
@@ -392,7 +488,8 @@ def enumerate_guide(
     Raises
     ------
     ValueError
-        When a guide site has no finite support, or the guide misses a model latent.
+        When a guide site has no finite support, or the pair does not match (see
+        :func:`pvae._traces.inspect`).
 
     Examples
     --------
@@ -403,26 +500,36 @@ def enumerate_guide(
     >>> def guide():
     ...     pyro.sample("z", dist.Bernoulli(0.5))
     >>> e = enumerate_guide(model, guide)
-    >>> e.sites, e.method, e.q.flatten().tolist()
+    >>> e.sites, e.method, e.marginal("z")[1].tolist()
     (('z',), 'parallel', [0.5, 0.5])
     """
-    if method not in ("auto", "parallel", "sequential"):
-        raise ValueError(f"`method` must be 'auto', 'parallel' or 'sequential', got {method!r}.")
+    _checks.one_of("method", method, ("auto", "parallel", "sequential"))
+    max_states = _checks.positive_int("max_states", max_states, example=100_000)
+    structure = _traces.inspect(model, guide, args, kwargs)
     with poutine.block():
-        model_trace, guide_trace = _traces(model, guide, args, kwargs)
-    _check_guide_covers_model(model_trace, guide_trace)
-    for name in _latents(guide_trace):
-        if not guide_trace.nodes[name]["fn"].has_enumerate_support:
+        trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    for name, site in _sample_sites(trace):
+        if not getattr(site["fn"], "has_enumerate_support", False):
             raise ValueError(
-                f"Guide site {name!r} ({type(guide_trace.nodes[name]['fn']).__name__}) has no "
-                "finite support to enumerate. Use Monte Carlo instead (continuous latents)."
+                f"Guide site {name!r} ({type(site['fn']).__name__}) has no finite support to "
+                "enumerate. Use Monte Carlo instead (continuous latents)."
             )
-    m = max(_trace_plate_nesting(tr) for tr in (model_trace, guide_trace))
-    with torch.no_grad(), poutine.block():
+    why = ""
+    with poutine.block():
         if method in ("auto", "parallel"):
             try:
-                return _parallel(model, guide, args, kwargs, m)
-            except (RuntimeError, ValueError, IndexError, TypeError):
+                e = _parallel(model, guide, args, kwargs, structure)
+                with torch.no_grad():
+                    why = _check(e, model, guide, args, kwargs)
+            except _ENGINE_ERRORS as err:
                 if method == "parallel":
                     raise
-        return _sequential(model, guide, args, kwargs, max_states)
+                why = f"the parallel engine failed ({type(err).__name__}: {err})"
+            else:
+                if not why:
+                    return e
+                if method == "parallel":
+                    raise ValueError(
+                        f"The parallel engine gives wrong numbers for this model: {why}."
+                    )
+        return _sequential(model, guide, args, kwargs, structure, max_states, why)

@@ -20,7 +20,6 @@ References
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -31,16 +30,11 @@ from pyro.distributions import constraints
 from pyro.infer import SVI
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae.vi.guide_enumeration import (
-    DiscreteTable,
-    _latents,
-    _max_plate_nesting,
-    _parallel,
-    _weighted,
-    enumerate_guide,
-)
+from pvae import _checks
+from pvae._seed import seeded
+from pvae.vi.guide_enumeration import DiscreteTable, enumerate_guide, scored
 
-__all__ = ["MeanFieldGuide", "GuideFit", "CAVIResult", "fit_guide", "cavi"]
+__all__ = ["GuideFit", "MeanFieldGuide", "fit_guide", "sample_factors", "uniform_factor"]
 
 
 class MeanFieldGuide:
@@ -81,12 +75,18 @@ class MeanFieldGuide:
     def __init__(
         self, model: Callable, *args: Any, prefix: str = "mf", init: str = "uniform", **kwargs
     ):
-        if init not in ("uniform", "random"):
-            raise ValueError(f"`init` must be 'uniform' or 'random', got {init!r}.")
-        with poutine.block():
+        _checks.one_of("init", init, ("uniform", "random"))
+        with poutine.block(), torch.no_grad():
             trace = prune_subsample_sites(poutine.trace(model).get_trace(*args, **kwargs))
-        self.prefix, self.init, self._specs = prefix, init, {}
-        for name in _latents(trace):
+        self.prefix, self.init, self.specs = prefix, init, {}
+        names = [
+            n
+            for n, site in trace.nodes.items()
+            if site["type"] == "sample"
+            and not site["is_observed"]
+            and not site["infer"].get("_deterministic")
+        ]
+        for name in names:
             site = trace.nodes[name]
             fn = site["fn"]
             if not fn.has_enumerate_support or fn.event_shape:
@@ -97,20 +97,21 @@ class MeanFieldGuide:
                 )
             values = fn.enumerate_support(expand=False).reshape(-1)
             frames = [f for f in site["cond_indep_stack"] if f.vectorized]
-            self._specs[name] = (values, tuple(fn.batch_shape), frames)
-        self.sites = tuple(self._specs)
+            self.specs[name] = (values, tuple(fn.batch_shape), frames)
+        self.sites = tuple(self.specs)
 
     def _probs(self, name: str) -> torch.Tensor:
-        values, batch_shape, _ = self._specs[name]
+        """The factor of ``name``: a ``pyro.param`` on the simplex, one row per plate element."""
+        values, batch_shape, _ = self.specs[name]
         if self.init == "uniform":
-            init = _uniform(values, batch_shape)
+            init = uniform_factor(values, batch_shape)
         else:
             ones = torch.ones(len(values), dtype=_dtype(values))
             init = torch.distributions.Dirichlet(ones).sample(batch_shape)
         return pyro.param(f"{self.prefix}.{name}", init, constraint=constraints.simplex)
 
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
-        return _sample_factors(self._specs, self._probs)
+        return sample_factors(self.specs, self._probs)
 
     def marginals(self) -> dict[str, torch.Tensor]:
         """Current factor probabilities, ``[K]`` or ``[*plates, K]`` per site (float64)."""
@@ -122,7 +123,8 @@ def _dtype(values: torch.Tensor) -> torch.dtype:
     return values.dtype if values.is_floating_point() else torch.get_default_dtype()
 
 
-def _uniform(values: torch.Tensor, batch_shape: tuple) -> torch.Tensor:
+def uniform_factor(values: torch.Tensor, batch_shape: tuple) -> torch.Tensor:
+    """Uniform probabilities over ``values``, one row per element of ``batch_shape``."""
     return torch.full(batch_shape + (len(values),), 1.0 / len(values), dtype=_dtype(values))
 
 
@@ -134,7 +136,7 @@ def _plates(frames) -> contextlib.ExitStack:
     return stack
 
 
-def _sample_factors(specs: dict, probs: Callable) -> dict[str, torch.Tensor]:
+def sample_factors(specs: dict, probs: Callable) -> dict[str, torch.Tensor]:
     """Sample each site from ``DiscreteTable(probs(site), values)`` inside the model's plates."""
     out = {}
     for name, (values, _, frames) in specs.items():
@@ -146,10 +148,12 @@ def _sample_factors(specs: dict, probs: Callable) -> dict[str, torch.Tensor]:
 
 
 class GuideFit(NamedTuple):
-    """ELBO history of :func:`fit_guide` (positive-sense, nats), one entry per step."""
+    """ELBO history of :func:`fit_guide`: positive-sense, nats, the joint total of the data
+    passed (summed over examples), one entry per step; ``method`` is the enumeration engine."""
 
     elbos: list[float]
     final_elbo: float
+    method: str = "parallel"
 
 
 def fit_guide(
@@ -163,14 +167,11 @@ def fit_guide(
 ) -> GuideFit:
     r"""Fit a discrete guide by SVI with exact, enumerated gradients.
 
-    The loss is the exact negative ELBO of :func:`pvae.vi.guide_enumeration.enumerate_guide`: the
-    guide's sites are enumerated in parallel and
+    The loss is the exact negative ELBO of :func:`pvae.vi.guide_enumeration.enumerate_guide`:
     :math:`\mathbb{E}_q[\log p(x,z) - \log q(z)]` is a finite sum over the guide's support,
-    so the ELBO and its gradient are exact (zero variance). This is
-    the estimator :class:`pyro.infer.TraceEnum_ELBO` uses for guide-side enumeration, without
-    its general tensor-contraction machinery (several times slower on these tiny models); when
-    the model has no parameters its log-probabilities on the guide's support are computed once
-    and reused, so each step only re-runs the guide.
+    so the ELBO and its gradient are exact (zero variance), as with guide-side enumeration
+    in :class:`pyro.infer.TraceEnum_ELBO`. The engine (parallel, or sequential for Python
+    control flow on sampled values) is chosen once, by the first enumeration.
     The alternative, :class:`pyro.infer.Trace_ELBO`, would sample :math:`z` and use the
     score-function (REINFORCE) estimator :math:`\nabla \log q(z)\,(\log p - \log q)`,
     unbiased but with high variance, so convergence to 1e-3 would need many more steps and a
@@ -187,7 +188,8 @@ def fit_guide(
     lr : float
         Adam learning rate.
     seed : int or None
-        Seed for ``pyro.set_rng_seed``; ``None`` leaves the generators alone.
+        Seeds the fit (:func:`pvae._seed.seeded`: the caller's generators are restored
+        afterwards); ``None`` leaves the generators alone.
 
     Returns
     -------
@@ -201,161 +203,19 @@ def fit_guide(
     >>> round(guide.marginals()["disease"][1].item(), 3)  # exact: 0.008 / 0.10304
     0.078
     """
-    if num_steps < 1:
-        raise ValueError(f"`num_steps` must be a positive integer, got {num_steps}.")
-    if seed is not None:
-        pyro.set_rng_seed(seed)
-    m = _max_plate_nesting(model, guide, *args, **kwargs)
-    cache: dict = {}  # the model's log-probs on the guide's support, if the model is fixed
+    num_steps = _checks.positive_int("num_steps", num_steps, example=500)
+    lr = _checks.positive_float("lr", lr, example=0.05)
+    _checks.seed("seed", seed)
+    e0 = enumerate_guide(model, guide, *args, **kwargs)  # picks the engine, once
+    structure = e0.structure
 
     def loss(model, guide, *args, **kwargs):
-        return -_parallel(model, guide, args, kwargs, m, cache).elbo()
+        e = scored(model, guide, args, kwargs, structure, e0.method)
+        return -e.elbo().sum()
 
-    svi = SVI(model, guide, pyro.optim.Adam({"lr": lr}), loss=loss)
-    elbos = [-float(svi.step(*args, **kwargs)) for _ in range(num_steps)]
-    with torch.no_grad():
-        final = -float(loss(model, guide, *args, **kwargs))
-    return GuideFit(elbos, final)
-
-
-class CAVIResult(NamedTuple):
-    r"""Best mean-field answer found by coordinate ascent (see :func:`cavi`).
-
-    ``marginals[site]`` is the factor :math:`q_i` over ``supports[site]`` (float64);
-    ``elbo`` its ELBO, ``kl`` :math:`\mathrm{KL}(q \,\|\, p(z|x)) = \log p(x) - \mathrm{ELBO}`,
-    ``log_evidence`` :math:`\log p(x)`, ``num_iterations`` the sweeps of the best start.
-    """
-
-    marginals: dict
-    supports: dict
-    elbo: float
-    kl: float
-    log_evidence: float
-    num_iterations: int
-
-
-def _joint_table(model: Callable, args: tuple, kwargs: dict):
-    r"""Dense :math:`\log p(x, z)` over the joint support of the model's latents.
-
-    The guide's parallel enumeration of a uniform mean-field guide lays out the whole table
-    in one pass. (:func:`pvae.exact.enumerate_posterior` contracts the factors without
-    building the table in its parallel engine and replays the model once per cell in its
-    sequential one, 16 times slower at 4096 cells.)
-    """
-    specs = MeanFieldGuide(model, *args, **kwargs)._specs
-
-    def uniform(*a, **k):
-        return _sample_factors(specs, lambda name: _uniform(*specs[name][:2]))
-
-    e = enumerate_guide(model, uniform, *args, **kwargs)
-    if any(e.site_dims[s] for s in e.sites):
-        raise ValueError(
-            "`cavi` needs latent sites outside plates; got plated sites "
-            f"{[s for s in e.sites if e.site_dims[s]]}."
-        )
-    supports = {s: specs[s][0] for s in e.sites}
-    shape = tuple(len(supports[s]) for s in e.sites)
-    log_p = e.joint_tables()[0]
-    log_p = log_p.reshape(log_p.shape[: log_p.dim() - e.num_plate_dims])
-    if e.method == "parallel":
-        log_p = log_p.expand(e.log_q.shape[: e.log_q.dim() - e.num_plate_dims])
-        log_p = log_p.reshape(log_p.shape[log_p.dim() - len(shape) :])
-        # site i was enumerated at dim -(i + 1): reverse so axis i belongs to site i
-        table = log_p.permute(tuple(reversed(range(log_p.dim())))).reshape(shape)
-    else:
-        table = torch.full(shape, -math.inf, dtype=torch.float64)
-        index = [
-            (e.values[s].unsqueeze(-1) == supports[s]).to(torch.long).argmax(-1) for s in e.sites
-        ]
-        table[tuple(index)] = log_p
-    return e.sites, supports, table
-
-
-def _expect_except(table: torch.Tensor, qs: list, i: int) -> torch.Tensor:
-    w = torch.ones((), dtype=torch.float64)
-    for j, q in enumerate(qs):
-        if j != i:
-            shape = [1] * len(qs)
-            shape[j] = -1
-            w = w * q.reshape(shape)
-    prod = _weighted(w.expand(table.shape), table)
-    others = [j for j in range(len(qs)) if j != i]
-    return prod.sum(others) if others else prod
-
-
-def cavi(
-    model: Callable,
-    *args: Any,
-    num_restarts: int = 10,
-    max_iterations: int = 1000,
-    tol: float = 1e-12,
-    seed: int = 0,
-    **kwargs: Any,
-) -> CAVIResult:
-    r"""Best mean-field approximation by coordinate-ascent variational inference (CAVI).
-
-    On the exact joint table :math:`\log p(x, z)` each factor is set in turn to
-
-    .. math:: q_i(z_i) \propto \exp \mathbb{E}_{q_{-i}}[\log p(x, z)],
-
-    which never decreases the ELBO. The ELBO is not concave in the factors, so the search is
-    restarted from ``num_restarts`` random points (and the uniform one) and the best kept.
-
-    Parameters
-    ----------
-    model : callable
-        Pyro model whose latents are discrete, scalar and outside plates.
-    *args, **kwargs
-        Model arguments.
-    num_restarts : int
-        Random restarts besides the uniform start.
-    max_iterations : int
-        Sweeps per start.
-    tol : float
-        Stop when no factor moves more than this (max absolute change).
-    seed : int
-        Seed of the random starts.
-
-    Returns
-    -------
-    CAVIResult
-
-    Examples
-    --------
-    >>> from pvae import toy
-    >>> r = cavi(toy.burglary_alarm)  # mean field cannot explain away: KL > 0
-    >>> round(r.kl, 3), round(r.log_evidence - r.elbo - r.kl, 12)
-    (0.476, 0.0)
-    """
-    sites, supports, table = _joint_table(model, args, kwargs)
-    log_z = float(torch.logsumexp(table.reshape(-1), 0))
-    gen = torch.Generator().manual_seed(seed)
-    best = None
-    for start in range(num_restarts + 1):
-        qs = []
-        for k in table.shape:
-            if start == 0:
-                qs.append(torch.full((k,), 1.0 / k, dtype=torch.float64))
-            else:
-                g = -torch.rand(k, generator=gen, dtype=torch.float64).log()
-                qs.append(g / g.sum())
-        it = 0
-        for it in range(1, max_iterations + 1):  # noqa: B007
-            change = 0.0
-            for i in range(len(qs)):
-                new = torch.softmax(_expect_except(table, qs, i), 0)
-                change = max(change, float((new - qs[i]).abs().max()))
-                qs[i] = new
-            if change < tol:
-                break
-        log_q = sum(
-            torch.log(q).reshape([-1 if j == i else 1 for j in range(len(qs))])
-            for i, q in enumerate(qs)
-        )
-        q = log_q.exp()
-        elbo = float(_weighted(q, table - log_q).sum())
-        if best is None or elbo > best[0] + 1e-12:
-            best = (elbo, qs, it)
-    elbo, qs, it = best
-    marginals = dict(zip(sites, qs, strict=True))
-    return CAVIResult(marginals, supports, elbo, log_z - elbo, log_z, it)
+    with seeded(seed):
+        svi = SVI(model, guide, pyro.optim.Adam({"lr": lr}), loss=loss)
+        elbos = [-float(svi.step(*args, **kwargs)) for _ in range(num_steps)]
+        with torch.no_grad():
+            final = -float(loss(model, guide, *args, **kwargs))
+    return GuideFit(elbos, final, e0.method)

@@ -174,7 +174,7 @@ def test_continuous_latent_is_refused_with_a_pointer_to_svi():
         pyro.sample("x", dist.Normal(loc, 1.0), obs=torch.tensor(0.5))
 
     for method in ("auto", "parallel", "sequential"):
-        with pytest.raises(ValueError, match=r"'loc' has a continuous distribution.*SVI"):
+        with pytest.raises(ValueError, match=r"'loc' \(Normal\) has a continuous distribution.*SVI"):
             enumerate_posterior(model, method=method)
 
 
@@ -196,7 +196,7 @@ def test_impossible_evidence(method):
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"`method` must be one of"):
         enumerate_posterior(toy.medical_test, method="fast")
-    with pytest.raises(ValueError, match=r"`max_states` must be a positive int, got 0"):
+    with pytest.raises(ValueError, match=r"`max_states` must be a positive integer, got 0"):
         enumerate_posterior(toy.medical_test, max_states=0)
     with pytest.raises(ValueError, match=r"`model` must be a callable"):
         enumerate_posterior("model")

@@ -10,7 +10,8 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from pvae.evaluation.diagnostics import pareto_khat, psis_khat, to_inference_data
+from pvae.evaluation import pareto_khat, psis_khat, to_inference_data
+from pvae.vi.guides import MeanFieldGuide
 
 # Conjugate Normal: mu ~ N(0, 1), x_i | mu ~ N(mu, SIGMA^2), i = 1..N.
 SIGMA = 0.5
@@ -28,6 +29,11 @@ def normal_model(x):
 
 def exact_guide(x):
     pyro.sample("mu", dist.Normal(POST_LOC, POST_SCALE))
+
+
+def close_guide(x):
+    # 1.2 times wider than the posterior: bounded weights, a light tail (k <= 0)
+    pyro.sample("mu", dist.Normal(POST_LOC, 1.2 * POST_SCALE))
 
 
 def narrow_guide(x):
@@ -97,7 +103,8 @@ def test_pareto_khat_edge_cases_and_errors():
 def test_psis_khat_exact_posterior_is_good_narrow_guide_is_bad():
     # Over seeds 0..29 at 10_000 particles: exact guide k-hat <= -0.07, narrow guide >= 1.01.
     good = psis_khat(normal_model, exact_guide, X, num_particles=10_000)
-    assert good.khat < 0.5 and good.diagnosis == "good"
+    # the exact posterior's weights are constant up to rounding: it reads as exact
+    assert good.khat == -math.inf and good.diagnosis == "exact"
     assert (good.pointwise, good.num_bad, good.num_points, good.plate) == (None, 0, 1, None)
     bad = psis_khat(normal_model, narrow_guide, X, num_particles=10_000)
     assert bad.khat > 0.7 and bad.diagnosis == "bad" and bad.num_bad == 1
@@ -109,14 +116,19 @@ def test_psis_khat_loop_path_agrees():
     loop = psis_khat(normal_model, narrow_guide, X, num_particles=2000, vectorize=False)
     assert loop.khat > 0.5 and loop.diagnosis != "good"
     loop = psis_khat(normal_model, exact_guide, X, num_particles=2000, vectorize=False)
-    assert loop.khat < 0.5 and loop.diagnosis == "good"
+    assert loop.diagnosis == "exact" and (loop.vectorized, loop.reason) == (
+        False,
+        "vectorize=False",
+    )
+    close = psis_khat(normal_model, close_guide, X, num_particles=2000, vectorize=False)
+    assert close.khat < 0.5 and close.diagnosis == "good"
 
 
 def test_psis_khat_pointwise_for_amortized_guide():
     x = torch.tensor([-1.0, 0.0, 0.5, 2.0, 3.0])
     good = psis_khat(local_model, local_guide, x, num_particles=10_000)
     assert good.plate == "data" and good.pointwise.shape == (5,)
-    assert good.num_points == 5 and good.num_bad == 0 and good.diagnosis == "good"
+    assert good.num_points == 5 and good.num_bad == 0 and good.diagnosis == "exact"
     assert good.khat == pytest.approx(float(good.pointwise.max()), abs=0)
     narrow = functools.partial(local_guide, width=0.1)
     bad = psis_khat(local_model, narrow, x, num_particles=10_000)
@@ -126,7 +138,7 @@ def test_psis_khat_pointwise_for_amortized_guide():
 def test_psis_khat_errors():
     with pytest.raises(ValueError, match="`num_particles` must be an int >= 25"):
         psis_khat(normal_model, exact_guide, X, num_particles=10)
-    with pytest.raises(ValueError, match="`guide` samples no latent site"):
+    with pytest.raises(ValueError, match="continuous latent 'mu' is not sampled by `guide`"):
         psis_khat(normal_model, lambda x: None, X, num_particles=100)
 
 
@@ -273,15 +285,38 @@ def test_export_errors():
     from pvae.exact import enumerate_posterior
     from pvae.exact.toy import toy_vae
 
-    with pytest.raises(ValueError, match="`max_data=2` found no tensor argument of length"):
+    with pytest.raises(ValueError, match="`max_data` cannot cut the data of an exact"):
         to_inference_data(toy_vae, enumerate_posterior(toy_vae), num_samples=5, max_data=2)
     x = torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0], [0, 1, 0, 1]])
     with pytest.raises(ValueError, match="exact draws of `z` have shape"):
-        to_inference_data(toy_vae, enumerate_posterior(toy_vae, x), x, num_samples=5, max_data=2)
+        to_inference_data(toy_vae, enumerate_posterior(toy_vae, x), x[:2], num_samples=5)
+    with pytest.raises(ValueError, match="`max_data=2` found no tensor argument of length"):
+        to_inference_data(toy_vae, MeanFieldGuide(toy_vae), num_samples=5, max_data=2)
 
     def subsampled(x):
         with pyro.plate("data", len(x), subsample_size=2):
             pyro.sample("obs", dist.Normal(0.0, 1.0), obs=x[:2])
 
-    with pytest.raises(ValueError, match="subsample the data"):
+    with pytest.raises(ValueError, match="subsamples 2 of its 8 items"):
         to_inference_data(subsampled, lambda x: None, X, num_samples=5)
+
+
+def test_python_bool_mask_and_masked_observations():
+    """`poutine.mask(mask=True)` (Pyro's HMM example) works, and a masked observation leaves
+    the weights: with the only observation masked, the prior as guide is exact."""
+    from pyro import poutine
+
+    def model(x, keep):
+        mu = pyro.sample("mu", dist.Normal(0.0, 1.0))
+        with pyro.plate("data", len(x)), poutine.mask(mask=keep):
+            pyro.sample("obs", dist.Normal(mu, SIGMA), obs=x)
+
+    def prior(x, keep):
+        pyro.sample("mu", dist.Normal(0.0, 1.0))
+
+    r = psis_khat(model, prior, X[:1], True, num_particles=500)
+    assert r.diagnosis != "exact"  # the observation counts: the prior is not the posterior
+    assert psis_khat(model, prior, X[:1], False, num_particles=500).diagnosis == "exact"
+    idata = to_inference_data(model, prior, X[:2], torch.tensor([True, False]), num_samples=50)
+    assert np.all(idata.log_likelihood["obs"].values[..., 1] == 0.0)  # masked: contributes 0
+    assert np.all(idata.log_likelihood["obs"].values[..., 0] < 0.0)

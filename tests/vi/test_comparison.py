@@ -11,7 +11,8 @@ from pyro.infer.autoguide import AutoNormal
 
 from pvae import toy
 from pvae.exact import enumerate_posterior
-from pvae.vi.comparison import Comparison, compare, elbo_decomposition
+from pvae.vi.comparison import Comparison, compare
+from pvae.vi.decomposition import elbo_decomposition
 from pvae.vi.divergence import kl_divergence
 from pvae.vi.guide_enumeration import DiscreteTable
 from pvae.vi.guides import MeanFieldGuide
@@ -21,6 +22,11 @@ NONPLATED = ["medical-test", "burglary-alarm", "sprinkler", "monty-hall"]
 
 
 pytestmark = pytest.mark.usefixtures("float64")  # exact checks in float64
+
+
+def total(value, record):
+    """A record's number as a joint total (records are per example where they can be)."""
+    return value * (record.num_examples if record.per_example else 1)
 
 
 def _independent_kl(model, guide, post) -> float:
@@ -63,11 +69,11 @@ def test_elbo_identity_exact_on_every_discrete_toy(name):
         guide.marginals = lambda: {"car": probs}
     d = elbo_decomposition(model, guide)
     assert (d.method, d.evidence_method, d.elbo_se) == ("enumeration", "enumeration", 0.0)
-    assert d.log_evidence == pytest.approx(post.log_evidence, abs=1e-12)
+    assert total(d.log_evidence, d) == pytest.approx(post.log_evidence, abs=1e-12)
     assert d.log_evidence - d.elbo - d.kl == pytest.approx(0.0, abs=1e-9)
     assert d.reconstruction - d.kl_prior == pytest.approx(d.elbo, abs=1e-9)
     # the KL agrees with one computed from the exact engine's posterior probabilities
-    assert d.kl == pytest.approx(_independent_kl(model, guide, post), abs=1e-9)
+    assert total(d.kl, d) == pytest.approx(_independent_kl(model, guide, post), abs=1e-9)
     assert d.kl > 0
 
 
@@ -90,7 +96,7 @@ def test_exact_posterior_guide_closes_the_gap(name):
 
     d = elbo_decomposition(model, guide)
     assert d.kl == pytest.approx(0.0, abs=1e-9)
-    assert d.elbo == pytest.approx(post.log_evidence, abs=1e-9)
+    assert total(d.elbo, d) == pytest.approx(post.log_evidence, abs=1e-9)
 
 
 def test_medical_test_terms_by_hand():
@@ -111,8 +117,11 @@ def test_medical_test_terms_by_hand():
     assert "log p(x)" in str(d) and "enumeration" in str(d)
 
 
-def test_scaled_model_keeps_the_identity_and_the_guide_scale_is_ignored():
-    """poutine.scale on the model changes Pyro's target; q stays a normalized density."""
+def test_scale_weights_pyros_target_not_the_density_a_guide_is_compared_with():
+    """poutine.scale multiplies TraceEnum_ELBO's target (enumerate_posterior follows it);
+    a guide is scored against the model's own density, so the scale does not enter."""
+    from pyro.infer import TraceEnum_ELBO, config_enumerate
+
     scaled = poutine.scale(toy.medical_test, scale=3.0)
     q1 = 0.3
 
@@ -120,13 +129,18 @@ def test_scaled_model_keeps_the_identity_and_the_guide_scale_is_ignored():
         with poutine.scale(scale=5.0):
             pyro.sample("disease", dist.Bernoulli(torch.tensor(q1)))
 
-    d = elbo_decomposition(scaled, guide)
     joint1, joint0 = 0.01 * 0.8, 0.99 * 0.096
+    post = enumerate_posterior(scaled)
+    target = -TraceEnum_ELBO().loss(config_enumerate(scaled), lambda: None)
+    assert post.log_evidence == pytest.approx(target, abs=1e-12)
+    assert post.log_evidence == pytest.approx(3 * math.log(joint1 + joint0), abs=1e-12)
+    assert post.unscaled_log_evidence == pytest.approx(math.log(joint1 + joint0), abs=1e-12)
+    d = elbo_decomposition(scaled, guide)
     entropy = -(q1 * math.log(q1) + (1 - q1) * math.log(1 - q1))
-    elbo = 3 * (q1 * math.log(joint1) + (1 - q1) * math.log(joint0)) + entropy
+    elbo = q1 * math.log(joint1) + (1 - q1) * math.log(joint0) + entropy
     assert d.elbo == pytest.approx(elbo, abs=1e-12)
-    assert d.log_evidence == pytest.approx(math.log(joint1**3 + joint0**3), abs=1e-12)
-    assert d.log_evidence - d.elbo - d.kl == pytest.approx(0.0, abs=1e-9)
+    assert d.log_evidence == pytest.approx(math.log(joint1 + joint0), abs=1e-12)
+    assert d.log_evidence - d.elbo - d.kl == pytest.approx(0.0, abs=1e-12)
     assert d.kl > 0
 
 
@@ -231,12 +245,33 @@ def test_two_dimensional_quadrature():
     assert d.log_evidence == pytest.approx(math.log(ref) - 10, abs=1e-6)
 
 
-def test_elbo_decomposition_errors():
+def test_latents_the_guide_leaves_to_the_model_are_summed_out_exactly():
     def guide():
-        pyro.sample("burglary", dist.Bernoulli(0.5))
+        pyro.sample("burglary", dist.Bernoulli(0.3))
 
-    with pytest.raises(ValueError, match="exactly the model's latent sites"):
-        elbo_decomposition(toy.burglary_alarm, guide)
+    d = elbo_decomposition(toy.burglary_alarm, guide)
+    post = enumerate_posterior(toy.burglary_alarm)
+    # brute force: log p(x, b) = log sum_{e, a} p(x, b, e, a); ELBO = E_q[log p(x, b) - log q(b)]
+    log_pxb = [math.log(post.prob(burglary=b)) + post.log_evidence for b in (0, 1)]
+    elbo = 0.7 * (log_pxb[0] - math.log(0.7)) + 0.3 * (log_pxb[1] - math.log(0.3))
+    assert (d.method, d.elbo) == ("enumeration", pytest.approx(elbo, abs=1e-12))
+    assert d.log_evidence == pytest.approx(post.log_evidence, abs=1e-12)
+    p1 = post.prob(burglary=1)
+    kl = 0.3 * math.log(0.3 / p1) + 0.7 * math.log(0.7 / (1 - p1))
+    assert d.kl == pytest.approx(kl, abs=1e-12)  # KL of the marginal: the rest is exact
+
+
+def test_elbo_decomposition_errors():
+    def model():
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        pyro.sample("c", dist.Bernoulli(0.5))
+        pyro.sample("x", dist.Normal(z, 1.0), obs=torch.tensor(0.0))
+
+    def guide():
+        pyro.sample("c", dist.Bernoulli(0.5))
+
+    with pytest.raises(ValueError, match="continuous latent 'z' is not sampled by `guide`"):
+        elbo_decomposition(model, guide)
     with pytest.raises(ValueError, match="`method`"):
         elbo_decomposition(toy.medical_test, MeanFieldGuide(toy.medical_test), method="exact")
     with pytest.raises(ValueError, match="finite support"):
@@ -285,10 +320,13 @@ def test_compare_plated_toy_vae():
     post = enumerate_posterior(model)
     assert len(r.rows) == 6 * 3
     assert r.bars()["labels"][0] == "z[0]=0"
-    # no global latents: joint KLs are sums of per-datapoint KLs
+    # no global latents: per example, the joint KLs are means of per-datapoint KLs
     q, p = guide.marginals()["z"], post.marginal("z")
-    assert r.kl_qp == pytest.approx(float(kl_divergence(q, p).sum()), abs=1e-9)
-    assert r.kl_pq == pytest.approx(float(kl_divergence(p, q).sum()), abs=1e-9)
+    assert (r.per_example, r.num_examples) == (True, 6)
+    assert r.kl_qp == pytest.approx(float(kl_divergence(q, p).mean()), abs=1e-9)
+    assert r.kl_pq == pytest.approx(float(kl_divergence(p, q).mean()), abs=1e-9)
+    assert r.log_evidence == pytest.approx(post.log_evidence / 6, abs=1e-12)
+    assert "per example" in str(r)
 
 
 def test_compare_takes_the_model_from_the_posterior():

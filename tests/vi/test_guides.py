@@ -9,8 +9,9 @@ import torch
 
 from pvae import toy
 from pvae.exact import enumerate_posterior
-from pvae.vi.comparison import elbo_decomposition
-from pvae.vi.guides import MeanFieldGuide, cavi, fit_guide
+from pvae.vi.decomposition import elbo_decomposition
+from pvae.vi.cavi import cavi
+from pvae.vi.guides import MeanFieldGuide, fit_guide
 
 
 def test_mean_field_guide_structure():
