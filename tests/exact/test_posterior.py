@@ -174,7 +174,7 @@ def test_continuous_latent_is_refused_with_a_pointer_to_svi():
         pyro.sample("x", dist.Normal(loc, 1.0), obs=torch.tensor(0.5))
 
     for method in ("auto", "parallel", "sequential"):
-        with pytest.raises(ValueError, match=r"'loc' \(Normal\) has a continuous distribution.*SVI"):
+        with pytest.raises(ValueError, match=r"'loc' \(Normal\) has a continuous .*SVI"):
             enumerate_posterior(model, method=method)
 
 
