@@ -6,11 +6,15 @@ are checked against.
 
 - :mod:`pvae.exact.bayes` -- :func:`bayes_rule` and the :class:`BayesTable`
   (prior x likelihood -> joint -> evidence -> posterior);
-- :mod:`pvae.exact.posterior` -- :func:`enumerate_posterior` and :class:`ExactPosterior`;
+- :mod:`pvae.exact.enumeration` -- :func:`enumerate_posterior`: Bayes' rule on a whole model;
+- :mod:`pvae.exact.posterior` -- :class:`ExactPosterior`, the record it returns;
+- :mod:`pvae.exact.parallel`, :mod:`pvae.exact.sequential` -- its two engines, and
+  :mod:`pvae.exact.sites`, the mask and scale convention they share;
 - :mod:`pvae.exact.toy` -- classic small models with published answers.
 """
 
 from pvae.exact.bayes import BayesTable, bayes_rule
-from pvae.exact.posterior import ExactPosterior, enumerate_posterior
+from pvae.exact.enumeration import enumerate_posterior
+from pvae.exact.posterior import ExactPosterior
 
 __all__ = ["BayesTable", "ExactPosterior", "bayes_rule", "enumerate_posterior"]

@@ -33,239 +33,22 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.distributions import constraints
 from pyro.infer.enum import iter_discrete_traces
 from pyro.ops import packed
-from pyro.ops.contract import contract_tensor_tree, contract_to_tensor
+from pyro.ops.contract import contract_tensor_tree
 from pyro.poutine.util import site_is_subsample
 
 from pvae import _checks, _traces
+from pvae.vi.discrete_table import DiscreteTable
+from pvae.vi.enumerated import GuideEnumeration, Term, weighted
 
 __all__ = ["DiscreteTable", "GuideEnumeration", "enumerate_guide", "scored", "weighted"]
 
 _ENGINE_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError)
-
-
-def weighted(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    r"""``w * t`` with :math:`0 \cdot t = 0` where the weight is 0 (``t`` may be ``-inf``)."""
-    return torch.where(w > 0, w * t, torch.zeros((), dtype=w.dtype))
-
-
-class DiscreteTable(dist.TorchDistribution):
-    r"""A categorical distribution over arbitrary support values (``values[k]`` with
-    probability ``probs[..., k]``), enumerable like :class:`pyro.distributions.Categorical`.
-
-    Its samples have the dtype of ``values``, so a guide can stand in for a model's
-    ``Bernoulli`` (float 0/1) or ``Binomial`` site.
-
-    Examples
-    --------
-    >>> d = DiscreteTable(torch.tensor([0.2, 0.8]), torch.tensor([0.0, 1.0]))
-    >>> d.log_prob(torch.tensor(1.0)).exp().item()
-    0.800000011920929
-    >>> d.enumerate_support().tolist()
-    [0.0, 1.0]
-    """
-
-    arg_constraints = {"probs": constraints.simplex}
-    support = constraints.real
-    has_enumerate_support = True
-
-    def __init__(self, probs: torch.Tensor, values: torch.Tensor, validate_args=None):
-        self.probs, self.values = probs, values
-        super().__init__(probs.shape[:-1], torch.Size(), validate_args=False)
-
-    def expand(self, batch_shape, _instance=None):
-        probs = self.probs.expand(torch.Size(batch_shape) + self.probs.shape[-1:])
-        return DiscreteTable(probs, self.values)
-
-    def sample(self, sample_shape=()):
-        index = torch.distributions.Categorical(probs=self.probs).sample(sample_shape)
-        return self.values[index]
-
-    def log_prob(self, value):
-        match = (value.unsqueeze(-1) == self.values).to(self.probs.dtype)
-        return (match * self.probs).sum(-1).log()
-
-    def enumerate_support(self, expand=True):
-        values = self.values.reshape((-1,) + (1,) * len(self.batch_shape))
-        return values.expand((-1,) + self.batch_shape) if expand else values
-
-
-@dataclass(frozen=True)
-class _Term:
-    """One packed log-density term, and the plates (symbols) it lives in."""
-
-    tensor: torch.Tensor
-    ordinal: frozenset
-
-
-@dataclass(frozen=True)
-class GuideEnumeration:
-    r"""The model scored on a discrete guide's whole support (see :func:`enumerate_guide`).
-
-    Attributes
-    ----------
-    sites : tuple of str
-        The guide's sample sites, in trace order.
-    method : str
-        ``"parallel"`` or ``"sequential"``; ``reason`` says why ``"auto"`` fell back.
-    per_example : bool
-        True when the model and guide factor over the data plate: :meth:`expectation`
-        then returns one number per example, else one joint total.
-    num_examples : int or None
-        Size of the data plate.
-
-    Examples
-    --------
-    Made by :func:`enumerate_guide`; ``e.elbo()``, ``e.marginal(site)``, ``e.joint_tables()``.
-    """
-
-    sites: tuple[str, ...]
-    method: str
-    reason: str
-    per_example: bool
-    num_examples: int | None
-    structure: Any = field(repr=False)
-    # parallel: packed terms and the guide's weight tree; sequential: per-assignment rows
-    _terms: dict = field(default_factory=dict, repr=False)
-    _weights: OrderedDict | None = field(default=None, repr=False)
-    _weight_dims: set = field(default_factory=set, repr=False)
-    _symbol_to_dim: dict = field(default_factory=dict, repr=False)
-    _values: dict = field(default_factory=dict, repr=False)
-    _rows: tuple | None = field(default=None, repr=False)
-
-    # --------------------------------------------------------------- expectations
-    def expectation(self, which: str) -> torch.Tensor:
-        r""":math:`\mathbb{E}_q` of the ``"joint"`` (:math:`\log p(x, z)`), ``"prior"``
-        (:math:`\log p(z)`) or ``"guide"`` (:math:`\log q(z)`) terms: float64, ``[N]`` per
-        example or a 0-d total. Differentiable in the guide's and model's parameters."""
-        if self._rows is not None:
-            q, cols = self._rows
-            col = {"joint": cols[0] + cols[1], "prior": cols[1], "guide": cols[2]}[which]
-            return weighted(q, col).sum()
-        total = None
-        for term in self._terms[which]:
-            value = self._expect(term)
-            total = value if total is None else total + value
-        zero = torch.zeros(self._shape(), dtype=torch.float64)
-        return zero if total is None else zero + total
-
-    def elbo(self) -> torch.Tensor:
-        """The exact ELBO (per example or joint, as :meth:`expectation`)."""
-        return self.expectation("joint") - self.expectation("guide")
-
-    def _shape(self) -> tuple:
-        return (self.num_examples,) if self.per_example else ()
-
-    def _keep(self) -> list[int]:
-        return [self.structure.data_dim] if self.per_example else []
-
-    def _dense(self, t: torch.Tensor) -> torch.Tensor:
-        return packed.unpack(t, self._symbol_to_dim).to(torch.float64)
-
-    def _marginal_of(self, dims: set, ordinal: frozenset) -> torch.Tensor | None:
-        """Log marginal of the guide over enum ``dims`` in the plates ``ordinal`` (packed)."""
-        if not dims:
-            return None
-        plates = frozenset().union(*self._weights)  # the plates the guide has
-        return contract_to_tensor(
-            self._weights,
-            self._weight_dims,
-            target_ordinal=ordinal & plates,
-            target_dims=set(dims),
-        )
-
-    def _expect(self, term: _Term) -> torch.Tensor:
-        dims = self._weight_dims.intersection(term.tensor._pyro_dims)
-        t = self._dense(term.tensor)
-        log_m = self._marginal_of(dims, term.ordinal)
-        if log_m is not None:
-            m = self._dense(log_m).exp()
-            t = weighted(m, t)
-            for symbol in dims:
-                d = self._symbol_to_dim[symbol]
-                if t.dim() >= -d:
-                    t = t.sum(d, keepdim=True)
-        width = self.structure.nesting
-        return _traces.reduce_dims(t, width, self._keep()).reshape(self._shape())
-
-    # --------------------------------------------------------------- marginals, tables
-    def marginal(self, site: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Support values and guide marginal of ``site``: ``[K]`` or ``[*batch, K]``."""
-        if site not in self.sites:
-            raise ValueError(
-                f"`site` must be one of the guide's sites {self.sites}, got {site!r}."
-            )
-        if self._rows is not None:
-            q, _ = self._rows
-            values = self._values[site]
-            rows = values.reshape(len(values), -1)
-            support = torch.unique(rows, dim=0)
-            match = (rows.unsqueeze(1) == support.unsqueeze(0)).all(-1).to(q.dtype)
-            probs = (match * q.unsqueeze(-1)).sum(0)
-            return support.reshape((-1,) + tuple(values.shape[1:])), probs
-        symbol, ordinal, enum_dim, value, batch, event = self._values[site]
-        support = value.reshape((-1,) + tuple(event))
-        m = self._dense(self._marginal_of({symbol}, ordinal)).exp()
-        m = m.movedim(enum_dim, -1)
-        nesting = self.structure.nesting
-        m = m.reshape(m.shape[m.dim() - (nesting + 1) :])
-        m = m.reshape(m.shape[nesting - len(batch) :])
-        return support, m.expand(tuple(batch) + (support.shape[0],))
-
-    def joint_tables(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        r"""Dense :math:`\log p(x, z)` and :math:`\log q(z)` over the guide's joint support.
-
-        Available when every guide site sits in the same plates :math:`D`: each term is
-        summed over its other plates, so both tables keep the guide's enumeration dims plus
-        the dims of :math:`D` (``None`` otherwise, and for the sequential engine, where the
-        rows are the table). ``logsumexp`` of ``log_p`` over the enumeration dims, summed
-        over the rest, is :math:`\log p(x)` restricted to the guide's support.
-        """
-        if self._rows is not None:
-            q, cols = self._rows
-            return cols[0] + cols[1], q.log()
-        ordinals = {v[1] for v in self._values.values()}
-        if len(ordinals) != 1:
-            return None
-        (keep,) = ordinals
-
-        def reduce(term: _Term) -> torch.Tensor:
-            t = self._dense(term.tensor)
-            for s in term.ordinal - keep:
-                d = self._symbol_to_dim[s]
-                if t.dim() >= -d:
-                    t = t.sum(d, keepdim=True)
-            return t
-
-        log_p = sum(reduce(t) for t in self._terms["joint"])
-        log_q = sum(reduce(t) for t in self._terms["weights"])
-        shape = torch.broadcast_shapes(log_p.shape, log_q.shape)
-        return log_p.expand(shape), log_q.expand(shape)
-
-    def site_values(self, site: str) -> torch.Tensor:
-        """The sequential engine's rows: ``site``'s value in each joint assignment."""
-        if self._rows is None:
-            raise ValueError("`site_values` lists the rows of the sequential engine only.")
-        return self._values[site]
-
-    @property
-    def enum_dims(self) -> tuple[int, ...]:
-        """The dims of :meth:`joint_tables` that enumerate the guide (the others are plates)."""
-        tables = self.joint_tables()
-        if tables is None:
-            return ()
-        if self._rows is not None:
-            return (0,)
-        nesting = self.structure.nesting
-        return tuple(range(tables[0].dim() - nesting))
 
 
 def _force_enumerate(guide: Callable, how: str) -> Callable:
@@ -306,7 +89,7 @@ def _parallel(model, guide, args, kwargs, structure) -> GuideEnumeration:
         tr.compute_log_prob()
     model_trace.pack_tensors()
     guide_trace.pack_tensors(model_trace.plate_to_symbol)
-    weights, weight_dims, guide_terms, values = OrderedDict(), set(), [], {}
+    weights, weight_dims, guideterms, values = OrderedDict(), set(), [], {}
     for name, site in _sample_sites(guide_trace):
         if site["infer"].get("_enumerate_dim") is None:
             raise ValueError(f"guide site {name!r} could not be enumerated in parallel")
@@ -317,7 +100,7 @@ def _parallel(model, guide, args, kwargs, structure) -> GuideEnumeration:
         cost = packed.scale_and_mask(
             site["packed"]["unscaled_log_prob"], mask=site["packed"]["mask"]
         )
-        guide_terms.append(_Term(cost, ordinal))
+        guideterms.append(Term(cost, ordinal))
         fn = site["fn"]
         enum_dim = site["infer"]["_enumerate_dim"]
         values[name] = (symbol, ordinal, enum_dim, site["value"], fn.batch_shape, fn.event_shape)
@@ -335,9 +118,9 @@ def _parallel(model, guide, args, kwargs, structure) -> GuideEnumeration:
             )
         latent = not site["is_observed"]
         if model_dims.isdisjoint(term._pyro_dims):
-            joint.append(_Term(term, ordinal))
+            joint.append(Term(term, ordinal))
             if latent:
-                prior.append(_Term(term, ordinal))
+                prior.append(Term(term, ordinal))
             continue
         dep_joint.setdefault(ordinal, []).append(term)
         if latent:
@@ -345,9 +128,9 @@ def _parallel(model, guide, args, kwargs, structure) -> GuideEnumeration:
     for tree, out in ((dep_joint, joint), (dep_prior, prior)):
         if tree:
             for ordinal, terms in contract_tensor_tree(tree, set(model_dims)).items():
-                out.extend(_Term(t, ordinal) for t in terms)
+                out.extend(Term(t, ordinal) for t in terms)
     symbol_to_dim = {**guide_trace.symbol_to_dim, **model_trace.symbol_to_dim}
-    weight_terms = [_Term(t, o) for o, ts in weights.items() for t in ts]
+    weightterms = [Term(t, o) for o, ts in weights.items() for t in ts]
     return GuideEnumeration(
         sites=tuple(values),
         method="parallel",
@@ -355,18 +138,18 @@ def _parallel(model, guide, args, kwargs, structure) -> GuideEnumeration:
         per_example=structure.per_example,
         num_examples=structure.num_examples,
         structure=structure,
-        _terms={"joint": joint, "prior": prior, "guide": guide_terms, "weights": weight_terms},
-        _weights=weights,
-        _weight_dims=weight_dims,
-        _symbol_to_dim=symbol_to_dim,
-        _values=values,
+        terms={"joint": joint, "prior": prior, "guide": guideterms, "weights": weightterms},
+        weights=weights,
+        weight_dims=weight_dims,
+        symbol_to_dim=symbol_to_dim,
+        values=values,
     )
 
 
 def _check(e: GuideEnumeration, model, guide, args, kwargs) -> str:
     """ "" when the parallel terms at the first guide assignment match a plain run there."""
     values = {}
-    for name, (_, _, _, value, batch, event) in e._values.items():
+    for name, (_, _, _, value, batch, event) in e.values.items():
         support = value.reshape((-1,) + tuple(event))
         values[name] = support[0].expand(tuple(batch) + tuple(event))
     structure = e.structure._replace(per_example=False)
@@ -383,10 +166,10 @@ def _check(e: GuideEnumeration, model, guide, args, kwargs) -> str:
     lik, prior, _ = _traces.site_terms(structure, guide_trace, model_trace, structure.nesting, [])
     plain = float(lik + prior)
     total = 0.0
-    for term in e._terms["joint"]:
-        t = e._dense(term.tensor)
-        for symbol in e._weight_dims.intersection(term.tensor._pyro_dims):
-            d = e._symbol_to_dim[symbol]
+    for term in e.terms["joint"]:
+        t = e.dense(term.tensor)
+        for symbol in e.weight_dims.intersection(term.tensor._pyro_dims):
+            d = e.symbol_to_dim[symbol]
             t = t.narrow(d, 0, 1)
         total += float(t.sum())
     if plain == total or abs(plain - total) <= 1e-6 * (1 + abs(plain)):
@@ -447,8 +230,8 @@ def _sequential(model, guide, args, kwargs, structure, max_states: int, why: str
         per_example=False,
         num_examples=structure.num_examples,
         structure=flat,
-        _values=values,
-        _rows=(q, cols),
+        values=values,
+        rows=(q, cols),
     )
 
 
@@ -493,7 +276,7 @@ def enumerate_guide(
 
     Examples
     --------
-    >>> import pyro
+    >>> import pyro, pyro.distributions as dist
     >>> def model():
     ...     z = pyro.sample("z", dist.Bernoulli(0.3))
     ...     pyro.sample("x", dist.Normal(z, 1.0), obs=torch.tensor(1.0))

@@ -128,19 +128,20 @@ def uniform_factor(values: torch.Tensor, batch_shape: tuple) -> torch.Tensor:
     return torch.full(batch_shape + (len(values),), 1.0 / len(values), dtype=_dtype(values))
 
 
-def _plates(frames) -> contextlib.ExitStack:
-    """Re-enter the model's plates (outermost first) around a guide site."""
-    stack = contextlib.ExitStack()
-    for f in sorted(frames, key=lambda f: f.dim, reverse=True):
-        stack.enter_context(pyro.plate(f.name, f.size, dim=f.dim))
-    return stack
-
-
 def sample_factors(specs: dict, probs: Callable) -> dict[str, torch.Tensor]:
-    """Sample each site from ``DiscreteTable(probs(site), values)`` inside the model's plates."""
+    """Sample each site from ``DiscreteTable(probs(site), values)`` inside the model's plates.
+
+    Each plate is made once per call and re-entered for every site in it, as a model that
+    samples several sites in one ``pyro.plate`` does.
+    """
+    plates: dict[str, pyro.plate] = {}
     out = {}
     for name, (values, _, frames) in specs.items():
-        with _plates(frames):
+        with contextlib.ExitStack() as stack:
+            for f in sorted(frames, key=lambda f: f.dim, reverse=True):  # outermost first
+                if f.name not in plates:
+                    plates[f.name] = pyro.plate(f.name, f.size, dim=f.dim)
+                stack.enter_context(plates[f.name])
             out[name] = pyro.sample(
                 name, DiscreteTable(probs(name), values), infer={"enumerate": "parallel"}
             )
