@@ -76,7 +76,7 @@ def main(args):
             values["loop"] = per_example_loop(vae, x_test, k)
             timings["loop"].append(time.process_time() - t0)
             t0 = time.process_time()
-            values["evaluate"] = evaluate(vae, x_test, num_particles=k, seed=0).log_likelihood
+            values["evaluate"] = evaluate(vae, x_test, num_particles=k, seed=0).log_evidence
             timings["evaluate"].append(time.process_time() - t0)
         loop, ev = (statistics.median(timings[m]) for m in ("loop", "evaluate"))
         print(

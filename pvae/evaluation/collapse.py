@@ -19,11 +19,13 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 
+from pvae import _checks
 from pvae.data import as_tensor
 
 __all__ = ["CollapseDiagnostics", "collapse_callback", "collapse_diagnostics"]
@@ -41,10 +43,23 @@ class CollapseDiagnostics(NamedTuple):
     num_active: int
     #: Estimate of :math:`I(x; z)` under :math:`q(x, z) = p_{data}(x)\, q(z \mid x)`, nats.
     mutual_information: float
-    #: :math:`\mathbb{E}_x\,\mathrm{KL}(q(z \mid x) \,\|\, p(z))`, the sum of ``kl_per_dim``.
-    kl: float
-    #: :math:`\mathrm{KL}(q(z) \,\|\, p(z))` = ``kl - mutual_information`` (Hoffman & Johnson).
+    #: :math:`\mathbb{E}_x\,\mathrm{KL}(q(z \mid x) \,\|\, p(z))`, the sum of ``kl_per_dim``
+    #: (``kl`` in pvae 0.1: KL to the prior, not to the posterior).
+    kl_prior: float
+    #: :math:`\mathrm{KL}(q(z) \,\|\, p(z))` = ``kl_prior - mutual_information`` (Hoffman &
+    #: Johnson).
     marginal_kl: float
+
+    @property
+    def kl(self) -> float:
+        """Deprecated name of :attr:`kl_prior` (pvae 0.1)."""
+        warnings.warn(
+            "`CollapseDiagnostics.kl` is renamed `kl_prior` (KL to the prior; `kl` names KL to "
+            "the posterior across pvae); the old name goes away in pvae 0.3.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.kl_prior
 
 
 def _encode(vae, x: torch.Tensor):
@@ -135,11 +150,9 @@ def collapse_diagnostics(
     x = as_tensor(x, name="x")
     if x.dim() == 0 or x.shape[0] < 2:
         raise ValueError(f"`x` must hold at least 2 data points, got shape {tuple(x.shape)}.")
-    if threshold < 0 or num_samples < 1 or chunk_size < 1:
-        raise ValueError(
-            "`threshold` must be >= 0 and `num_samples`, `chunk_size` >= 1, got "
-            f"{threshold}, {num_samples}, {chunk_size}."
-        )
+    threshold = _checks.nonnegative_float("threshold", threshold, example=0.01)
+    num_samples = _checks.positive_int("num_samples", num_samples, example=1)
+    chunk_size = _checks.positive_int("chunk_size", chunk_size, example=256)
     loc, scale = _encode(vae, x)
     kl_per_dim = (0.5 * (loc**2 + scale**2 - 1.0) - scale.log()).mean(0)
     activity = loc.var(0)  # x has at least 2 rows
@@ -152,7 +165,7 @@ def collapse_diagnostics(
         active_units=active,
         num_active=int(active.sum()),
         mutual_information=mutual_information,
-        kl=kl,
+        kl_prior=kl,
         marginal_kl=kl - mutual_information,
     )
 
@@ -174,9 +187,10 @@ def collapse_callback(x_val: Any, *, every: int = 1, threshold: float = 0.01) ->
     """A ``fit`` callback that adds collapse measures to the epoch's history row.
 
     Returns ``cb(epoch, model, row) -> dict | None``; ``pvae.fit(..., callbacks=[cb])``
-    merges the dict into that epoch's row: ``active_units``, ``mutual_information``,
-    ``marginal_kl`` and ``kl_dim_0``, ``kl_dim_1``, ... (nats, measured on ``x_val``; the
-    row's own ``kl`` is the training objective's).
+    merges the dict into that epoch's row: ``num_active`` (the count of active units, an
+    int; :attr:`CollapseDiagnostics.active_units` is the per-dimension mask),
+    ``mutual_information``, ``marginal_kl`` and ``kl_dim_0``, ``kl_dim_1``, ... (nats,
+    measured on ``x_val``).
 
     Parameters
     ----------
@@ -199,18 +213,17 @@ def collapse_callback(x_val: Any, *, every: int = 1, threshold: float = 0.01) ->
     ...         return x[:, :1], torch.ones(len(x), 1)
     >>> cb = collapse_callback(torch.randn(200, 1))
     >>> sorted(cb(1, Encoder(), {"epoch": 1}))
-    ['active_units', 'kl_dim_0', 'marginal_kl', 'mutual_information']
+    ['kl_dim_0', 'marginal_kl', 'mutual_information', 'num_active']
     """
     x_val = as_tensor(x_val, name="x_val")
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"`every` must be a positive int, got {every!r}.")
+    every = _checks.positive_int("every", every, example=1)
 
     def callback(epoch: int, model: Any, row: dict | None = None) -> dict | None:
         if epoch % every:
             return None
         d = collapse_diagnostics(model, x_val, threshold=threshold)
         out = {
-            "active_units": d.num_active,
+            "num_active": d.num_active,
             "mutual_information": d.mutual_information,
             "marginal_kl": d.marginal_kl,
         }

@@ -53,7 +53,7 @@ def units(per_example: bool, num_examples: int | None) -> str:
     """How a record's numbers are counted, in words (for reprs)."""
     if per_example:
         return f"nats per example (mean over {num_examples})"
-    return "nats, joint (the whole data set)"
+    return "nats, joint: all the data passed"
 
 
 @dataclass(frozen=True)

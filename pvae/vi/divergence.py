@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.distributions import Distribution
 
+from pvae import _checks
+
 __all__ = ["KLEstimate", "kl_divergence", "total_variation"]
 
 _SUM_TOL = 1e-6
@@ -147,10 +149,7 @@ def kl_divergence(
     >>> 0 < r.estimate < 0.1 and r.standard_error < 0.01
     True
     """
-    if method not in ("auto", "closed_form", "monte_carlo"):
-        raise ValueError(
-            f"`method` must be 'auto', 'closed_form' or 'monte_carlo', got {method!r}."
-        )
+    _checks.one_of("method", method, ("auto", "closed_form", "monte_carlo"))
     p_dist, q_dist = isinstance(p, Distribution), isinstance(q, Distribution)
     if p_dist != q_dist:
         raise ValueError(
@@ -173,13 +172,13 @@ def kl_divergence(
                 ) from None
         else:
             return _scalar_or_tensor(kl.detach().to(torch.float64))
-    if num_samples is None or int(num_samples) < 2:
+    if num_samples is None or isinstance(num_samples, bool) or num_samples in (0, 1):
         raise ValueError(
             f"`num_samples` must be an integer >= 2 for a Monte Carlo KL between "
             f"{type(p).__name__} and {type(q).__name__}, got {num_samples!r}. "
             "Pass e.g. `num_samples=10_000`."
         )
-    n = int(num_samples)
+    n = _checks.positive_int("num_samples", num_samples, example=10_000)
     with torch.no_grad():
         x = p.sample((n,))
         log_ratio = (p.log_prob(x) - q.log_prob(x)).to(torch.float64)

@@ -35,8 +35,10 @@ def test_collapse_closed_form_kl_and_active_units():
     np.testing.assert_allclose(d.activity[:2].double(), x.var(0), rtol=1e-5)
     # Var(x1) = 0.0025 < 0.01: inactive even though it moves a little
     assert d.active_units.tolist() == [True, False, False] and d.num_active == 1
-    assert d.kl == pytest.approx(float(expected_kl.sum()), abs=1e-5)
-    assert d.marginal_kl == pytest.approx(d.kl - d.mutual_information, abs=1e-12)
+    assert d.kl_prior == pytest.approx(float(expected_kl.sum()), abs=1e-5)
+    assert d.marginal_kl == pytest.approx(d.kl_prior - d.mutual_information, abs=1e-12)
+    with pytest.warns(DeprecationWarning, match="renamed `kl_prior`"):
+        assert d.kl == d.kl_prior
 
 
 def test_mutual_information_known_values():
@@ -68,7 +70,7 @@ def test_collapse_callback_and_errors():
     cb = collapse_callback(torch.randn(50, 2), every=2)
     assert cb(1, HandEncoder(), {}) is None
     row = cb(2, HandEncoder(), {"epoch": 2})
-    assert set(row) == {"active_units", "mutual_information", "marginal_kl"} | {
+    assert set(row) == {"num_active", "mutual_information", "marginal_kl"} | {
         f"kl_dim_{i}" for i in range(3)
     }
     assert row["kl_dim_2"] == pytest.approx(0.0, abs=1e-12)
@@ -95,10 +97,10 @@ def test_large_beta_vae_has_fewer_active_units():
             vae, x, epochs=12, batch_size=50, lr=1e-2, seed=0, progress=False,
             elbo="analytic", callbacks=[collapse_callback(x_val, every=4)],
         )  # fmt: skip
-        rows = [r for r in result.history if "active_units" in r]
+        rows = [r for r in result.history if "num_active" in r]
         assert [r["epoch"] for r in rows] == [4, 8, 12]
         found[beta] = collapse_diagnostics(vae, x_val)
-        assert rows[-1]["active_units"] == found[beta].num_active  # same x_val, same encoder
+        assert rows[-1]["num_active"] == found[beta].num_active  # same x_val, same encoder
     assert found[1.0].num_active >= 2
     assert found[20.0].num_active < found[1.0].num_active
     assert found[20.0].mutual_information < found[1.0].mutual_information
