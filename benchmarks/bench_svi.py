@@ -6,7 +6,9 @@ Same data (digits scaled to [0, 1], 1,500 training examples), architecture (64-2
 softplus, Bernoulli likelihood on intensities), initial weights and batch order for:
 
 * ``hand``: a hand-written PyTorch loop (one reparameterised sample, analytic KL),
-* ``pyro <elbo>``: a bare ``pyro.infer.SVI`` loop with ``pyro.optim.Adam``,
+* ``pyro <elbo>``: a bare ``pyro.infer.SVI`` loop with ``pyro.optim.Adam`` (``pyro analytic``:
+  with pvae's :class:`~pvae.training.elbos.AnalyticELBO` as its loss),
+* ``step analytic``: a bare loop over pvae's step object :class:`~pvae.training.step.SVIStep`,
 * ``fit <elbo>``: ``pvae.fit`` with each ``elbo=`` option.
 
 Each contender trains for ``--epochs`` epochs, ``--repeats`` times in interleaved rounds;
@@ -36,7 +38,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pvae.data import FASHION_MNIST_DIR, TensorBatches, digits, fashion_mnist  # noqa: E402
 from pvae.evaluation import evaluate  # noqa: E402
 from pvae.models import VAE  # noqa: E402
+from pvae.training.elbos import AnalyticELBO  # noqa: E402
 from pvae.training.fit import fit  # noqa: E402
+from pvae.training.step import SVIStep  # noqa: E402
 
 FASHION = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
 
@@ -75,6 +79,17 @@ def bare_pyro(elbo_cls):
     return run
 
 
+def bare_step(vae, x, epochs, batch_size, lr, seed):
+    """pvae's step object alone: checked updates, no history, no checkpoints."""
+    step = SVIStep(vae, elbo="analytic", lr=lr)
+    batches = TensorBatches([x], batch_size, shuffle=True, seed=seed)
+    for _ in range(epochs):
+        total = 0.0
+        for (xb,) in batches:
+            total += step.update(xb)
+    return total
+
+
 def with_fit(elbo):
     def run(vae, x, epochs, batch_size, lr, seed):
         return fit(vae, x, epochs=epochs, batch_size=batch_size, lr=lr, elbo=elbo, seed=seed)
@@ -87,6 +102,8 @@ CONTENDERS = {
     "pyro trace": bare_pyro(pyro.infer.Trace_ELBO),
     "pyro meanfield": bare_pyro(pyro.infer.TraceMeanField_ELBO),
     "pyro jit": bare_pyro(lambda: pyro.infer.JitTrace_ELBO(ignore_jit_warnings=True)),
+    "pyro analytic": bare_pyro(AnalyticELBO),
+    "step analytic": bare_step,
     "fit trace (default)": with_fit("trace"),
     "fit meanfield": with_fit("meanfield"),
     "fit jit": with_fit("jit"),
@@ -124,7 +141,7 @@ def bench(name, x_train, x_test, x_dim, hidden, z_dim, args, contenders):
     for c in contenders:
         med = statistics.median(times[c])
         pyro.clear_param_store()
-        ll = evaluate(models[c], x_test, num_particles=args.k, seed=0).log_likelihood
+        ll = evaluate(models[c], x_test, num_particles=args.k, seed=0).log_evidence
         print(f"| {c} | {med:.3f} | {1000 * med / steps:.2f} | {med / hand:.2f} | {ll:.2f} |")
     if "pyro trace" in times:
         ratio = statistics.median(times["fit trace (default)"]) / statistics.median(

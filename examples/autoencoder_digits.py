@@ -48,8 +48,7 @@ def main(args: argparse.Namespace) -> None:
     models = {}
     for code_dim in args.code_dims:
         pyro.clear_param_store()
-        pyro.set_rng_seed(args.seed)
-        ae = pvae.Autoencoder(x_dim=x_train.shape[1], code_dim=code_dim, hidden=())
+        ae = pvae.Autoencoder(x_dim=x_train.shape[1], code_dim=code_dim, hidden=(), seed=args.seed)
         pvae.fit(
             ae,
             x_train,

@@ -31,9 +31,8 @@ def main(args: argparse.Namespace) -> None:
         x_test, y_test = x_test[:100], y_test[:100]
 
     pyro.clear_param_store()
-    pyro.set_rng_seed(args.seed)
     cvae = pvae.ConditionalVAE(
-        x_dim=data.x_dim, z_dim=args.z_dim, num_classes=10, hidden=args.hidden
+        x_dim=data.x_dim, z_dim=args.z_dim, num_classes=10, hidden=args.hidden, seed=args.seed
     )
     result = pvae.fit(
         cvae,
@@ -52,8 +51,8 @@ def main(args: argparse.Namespace) -> None:
     wrong = pvae.evaluate(
         cvae, (x_test, (y_test + 1) % 10), num_particles=args.particles, seed=args.seed
     )
-    print(f"test, true labels:  ELBO {right.elbo:.2f}, log p(x | y) >= {right.log_likelihood:.2f}")
-    print(f"test, wrong labels: ELBO {wrong.elbo:.2f}, log p(x | y) >= {wrong.log_likelihood:.2f}")
+    print(f"test, true labels:  ELBO {right.elbo:.2f}, log p(x | y) >= {right.log_evidence:.2f}")
+    print(f"test, wrong labels: ELBO {wrong.elbo:.2f}, log p(x | y) >= {wrong.log_evidence:.2f}")
 
     per_class = args.per_class
     labels = torch.arange(10).repeat_interleave(per_class)

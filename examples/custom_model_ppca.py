@@ -66,7 +66,7 @@ class PPCA(nn.Module):
             pyro.sample("z", dist.Normal(self.encoder(x), softplus(self.raw_scale)).to_event(1))
 
     @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor) -> float:
+    def log_evidence(self, x: torch.Tensor) -> float:
         """Exact mean log p(x) per example: x ~ N(mu, W W^T + sigma^2 I)."""
         cov = self.W @ self.W.T + self.sigma**2 * torch.eye(self.x_dim)
         return float(dist.MultivariateNormal(self.mu, cov).log_prob(x).mean())
@@ -96,7 +96,7 @@ def main(args: argparse.Namespace) -> None:
     pyro.set_rng_seed(args.seed)
     ppca = PPCA(d, k)
     result = pvae.fit(ppca, x, epochs=args.epochs, batch_size=100, lr=args.lr, seed=args.seed)
-    exact, best = ppca.log_likelihood(x), max_log_likelihood(x, k)
+    exact, best = ppca.log_evidence(x), max_log_likelihood(x, k)
     print(
         f"trained {len(result.history)} epochs; sigma = {float(ppca.sigma.detach()):.3f} "
         f"(data made with {args.noise})"
@@ -109,10 +109,10 @@ def main(args: argparse.Namespace) -> None:
     rows = []
     for num_particles in args.particles:
         ev = pvae.evaluate(ppca, x, num_particles=num_particles, seed=args.seed)
-        rows.append((num_particles, ev.elbo, ev.log_likelihood))
+        rows.append((num_particles, ev.elbo, ev.log_evidence))
         print(
-            f"K = {num_particles:5d}: ELBO {ev.elbo:.4f}   L_K {ev.log_likelihood:.4f}   "
-            f"(exact - L_K = {exact - ev.log_likelihood:.4f})"
+            f"K = {num_particles:5d}: ELBO {ev.elbo:.4f}   L_K {ev.log_evidence:.4f}   "
+            f"(exact - L_K = {exact - ev.log_evidence:.4f})"
         )
 
     fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -72,6 +72,8 @@ _EXPORTS = {
     "ELBOTerms": "pvae.models",
     # training, evaluation, checkpoints
     "FitResult": "pvae.training.fit",
+    "SVIStep": "pvae.training.step",
+    "AnalyticELBO": "pvae.training.elbos",
     "TrainingDivergedError": "pvae.training.fit",
     "fit": "pvae.training.fit",
     "Evaluation": "pvae.evaluation",
@@ -143,6 +145,8 @@ if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
     )
     from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ELBOTerms  # noqa: F401
     from pvae.training import FitResult, TrainingDivergedError, fit, load, save  # noqa: F401
+    from pvae.training.elbos import AnalyticELBO  # noqa: F401
+    from pvae.training.step import SVIStep  # noqa: F401
     from pvae.vi import (  # noqa: F401
         AmortizationGap,
         Comparison,

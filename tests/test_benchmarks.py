@@ -1,4 +1,8 @@
-"""Benchmarks are scripts, not tests; their tiny settings run here so they cannot rot."""
+"""Benchmarks are scripts, not tests; their tiny settings run here so they cannot rot.
+
+The runs start fresh interpreters: the second tier (``@pytest.mark.slow``, ``make test-slow``,
+run by CI). The check that every benchmark has smoke settings stays in the fast tier.
+"""
 
 import os
 import subprocess
@@ -21,6 +25,7 @@ def test_every_benchmark_has_smoke_settings_here_or_is_listed_as_slow():
     assert found - set(SMOKE) <= {"bench_distributed.py"}, sorted(found - set(SMOKE))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_benchmark_runs(name):
     if name == "bench_exact.py":

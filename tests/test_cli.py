@@ -1,3 +1,9 @@
+"""The ``pvae`` command and the demo: every subcommand in-process, asserting its numbers.
+
+The demo pipeline runs once per session (the ``demo`` fixture); the tests that start a
+fresh interpreter are marked ``slow`` (the second tier, ``make test-slow``).
+"""
+
 import base64
 import json
 import re
@@ -8,24 +14,36 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.app.cli import TOY_NAMES, build_parser, main
+import pvae.app.demo
+import pvae.app.metrics
+import pvae.app.report
+from pvae.app.cli import MODEL_NAMES, TOY_NAMES, build_parser, main
+from pvae.app.metrics import evaluate_model, format_metrics
+from pvae.app.report import write_report
 from pvae.exact.toy import TOYS
+from pvae.models import MODELS, VAE, Autoencoder
 from pvae.training.checkpoint import load
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """One tiny demo run shared by the tests that inspect its output."""
+    """The one tiny demo run of the session, shared by the tests that inspect its output.
+
+    Returns the output folder and whether the caller's torch RNG state survived the run.
+    """
     out = tmp_path_factory.mktemp("demo")
+    before = torch.get_rng_state()
     assert main(["demo", "--smoke", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
-    return out
+    return out, torch.equal(before, torch.get_rng_state())
 
 
 def test_toy_names_match_the_toy_zoo():
     assert sorted(TOY_NAMES) == sorted(TOYS)
 
 
-def test_demo_writes_metrics_models_figures_and_report(demo, capsys):
+def test_demo_writes_metrics_models_figures_and_report(demo):
+    demo, rng_untouched = demo
+    assert rng_untouched  # run_demo seeds inside and restores the caller's generators
     metrics = json.loads((demo / "metrics.json").read_text())
     assert metrics["settings"]["epochs"] == 1 and metrics["smoke"] is True
     assert metrics["data"] == {
@@ -33,11 +51,13 @@ def test_demo_writes_metrics_models_figures_and_report(demo, capsys):
         "num_train": 1500, "num_test": 297,
     }  # fmt: skip
     vae, ae = metrics["vae"], metrics["autoencoder"]
-    for key in ("elbo", "log_likelihood", "reconstruction", "kl", "squared_error"):
+    for key in ("elbo", "log_evidence", "reconstruction", "kl_prior", "squared_error"):
         assert np.isfinite(vae[key]), key
+    assert not {"log_likelihood", "kl"} & set(vae)  # the 0.1 names are not written
     # the IWAE estimate is a tighter bound than the ELBO, up to Monte Carlo error
-    assert vae["log_likelihood"] >= vae["elbo"] - 3 * vae["elbo_se"]
-    assert vae["elbo"] == pytest.approx(vae["reconstruction"] - vae["kl"], abs=1e-6)
+    assert vae["log_evidence"] >= vae["elbo"] - 3 * vae["elbo_se"]
+    assert vae["elbo"] == pytest.approx(vae["reconstruction"] - vae["kl_prior"], abs=1e-6)
+    assert vae["num_particles"] == 8 and vae["num_examples"] == 297
     assert "elbo" not in ae and ae["squared_error"] > 0
     assert (
         len(metrics["history"]["vae"]) == 1
@@ -66,6 +86,68 @@ def test_demo_writes_metrics_models_figures_and_report(demo, capsys):
     model = load(demo / metrics["models"]["vae"])
     assert type(model).__name__ == "VAE" and model.z_dim == metrics["settings"]["z_dim"]
     assert type(load(demo / "autoencoder.safetensors")).__name__ == "Autoencoder"
+    # the saved VAE is the evaluated one: its test ELBO again, same seeded particles
+    from pvae.data import digits
+
+    x_test = digits("dynamic", seed=0).x_test
+    again = evaluate_model(model.eval(), x_test, num_particles=8)
+    assert again["elbo"] == pytest.approx(vae["elbo"], abs=1e-5)
+    assert again["squared_error"] == pytest.approx(vae["squared_error"], abs=1e-5)
+
+
+def test_report_rewritten_from_the_demo_folder_is_the_same_page(demo, tmp_path):
+    demo, _ = demo
+    metrics = json.loads((demo / "metrics.json").read_text())
+    figures = {k: demo / v for k, v in metrics["figures"].items()}
+    page = write_report(tmp_path / "report.html", metrics, figures)
+    assert page.read_text() == (demo / "report.html").read_text()
+    html = page.read_text()
+    vae = metrics["vae"]
+    assert f"{vae['log_evidence'] - vae['elbo']:.3f} nats estimates KL(q(z|x)" in html
+    # sections are written only for the records present
+    del metrics["vae"]
+    part = write_report(tmp_path / "part.html", metrics, {}).read_text()
+    assert "2. Test metrics" not in part and "6. Bayes' rule, exactly" in part
+    assert "<img " not in part and "7. Variational inference" in part
+
+
+def test_old_report_names_still_import():
+    assert pvae.app.report.run_demo is pvae.app.demo.run_demo
+    assert pvae.app.report.evaluate_model is pvae.app.metrics.evaluate_model
+    assert pvae.app.report.SETTINGS["smoke"]["epochs"] == 2
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        pvae.app.report.nope  # noqa: B018
+
+
+def test_evaluate_model_numbers_and_the_deprecated_names():
+    x = torch.bernoulli(torch.rand(20, 6, generator=torch.Generator().manual_seed(0)))
+    vae = VAE(6, 2, hidden=(4,), seed=0).eval()
+    metrics = evaluate_model(vae, x, num_particles=50)
+    assert metrics["elbo"] == pytest.approx(metrics["reconstruction"] - metrics["kl_prior"])
+    assert metrics["elbo"] <= metrics["log_evidence"] + 3 * metrics["log_evidence_se"]
+    error = ((vae.reconstruct(x) - x) ** 2).sum(-1)
+    assert metrics["squared_error"] == pytest.approx(error.mean().item(), rel=1e-6)
+    assert metrics["squared_error_se"] == pytest.approx(error.std().item() / np.sqrt(20), rel=1e-5)
+    assert evaluate_model(vae, x, num_particles=50) == metrics  # seeded particles
+    with pytest.warns(DeprecationWarning, match="'log_likelihood' is deprecated.*'log_evidence'"):
+        assert metrics["log_likelihood"] == metrics["log_evidence"]
+    with pytest.warns(DeprecationWarning, match="'kl' is deprecated"):
+        assert metrics.get("kl") == metrics["kl_prior"]
+    assert metrics.get("nope", 3) == 3 and "kl" not in metrics
+    line = format_metrics("VAE", metrics)
+    assert f"log p(x) ≈ {metrics['log_evidence']:.3f}" in line
+    assert f"KL(q || p(z)) {metrics['kl_prior']:.3f}" in line
+    ae = evaluate_model(Autoencoder(6, 2, seed=0), x)
+    assert sorted(ae) == ["num_examples", "squared_error", "squared_error_se"]
+    with pytest.raises(ValueError, match="`num_particles` must be a positive integer"):
+        evaluate_model(vae, x, num_particles=0)
+
+
+def test_model_names_come_from_the_registry():
+    assert MODEL_NAMES == MODELS.aliases
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    (model,) = [a for a in train._actions if a.dest == "model"]
+    assert model.choices == sorted(MODELS.aliases) == ["ae", "cvae", "vae"]
 
 
 def test_train_evaluate_and_sample(tmp_path, capsys):
@@ -127,6 +209,8 @@ def test_bayes_prints_table_and_published_answer(capsys):
         ["train", "--epochs", "0", "--out", "x"],
         ["train", "--model", "gan", "--out", "x"],
         ["sample", "m.safetensors"],  # --out is required
+        ["train", "--seed", "-1", "--out", "x"],
+        ["demo", "--epochs", "1.5"],
         ["frobnicate"],
         [],
     ],
@@ -173,11 +257,23 @@ def test_bad_values_give_one_line(tmp_path, capsys):
     assert "bernoulli" in capsys.readouterr().err  # grey pixels under a Bernoulli likelihood
 
 
+@pytest.mark.slow
 def test_python_dash_m_pvae():
     out = subprocess.run(
         [sys.executable, "-m", "pvae", "bayes", "nope"], capture_output=True, text=True
     )
     assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr
+
+
+@pytest.mark.slow
+def test_help_imports_neither_torch_nor_pyro():
+    code = (
+        "import sys; from pvae.app.cli import main\n"
+        "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'torch', 'pyro', 'matplotlib'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]") and "vae (VAE)" in out.stdout
 
 
 def test_same_seed_same_model(tmp_path):

@@ -1,8 +1,9 @@
 """Smoke-run every script in ``examples/`` (after Pyro's ``tests/test_examples.py``).
 
 Each example is run in a fresh interpreter with ``--smoke --out <tmp>``, from the repository
-root, with the Agg backend. A coverage test fails when a script in ``examples/`` is missing from
-:data:`EXAMPLES`, so a new example cannot escape CI.
+root, with the Agg backend: the second tier (``@pytest.mark.slow``, ``make test-slow``, run by
+CI). The coverage test runs in the fast tier and fails when a script in ``examples/`` is missing
+from :data:`EXAMPLES`, so a new example cannot escape CI.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def test_coverage() -> None:
     assert not stale, f"EXAMPLES lists scripts that do not exist in examples/: {stale}."
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_example_smoke(example: str, tmp_path: Path) -> None:
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))

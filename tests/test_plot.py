@@ -17,6 +17,7 @@ def image_of(ax):
     return np.ma.filled(image.get_array().astype(float), np.nan)
 
 
+@pytest.mark.slow
 def test_importing_plot_does_not_import_matplotlib():
     code = "import sys, pvae.app.plot; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -38,6 +39,10 @@ def test_reconstructions_tiles_inputs_above_outputs(tmp_path):
         plot.reconstructions(x[:3], x[:2], (2, 3))
     with pytest.raises(ValueError, match=r"3x3 = 9 pixels per row, got shape \(12, 6\)"):
         plot.reconstructions(x, x, (3, 3))
+    with pytest.raises(ValueError, match=r"`n` must be a positive integer, got 0"):
+        plot.reconstructions(x, x, (2, 3), n=0)
+    with pytest.raises(ValueError, match=r"`ncols` must be a positive integer, got 2.5"):
+        plot.samples(x, (2, 3), ncols=2.5)
 
 
 def test_samples_grid_layout():
@@ -113,6 +118,29 @@ def test_training_curves_vae_and_autoencoder():
     assert list(ae.axes[0].get_lines()[0].get_ydata()) == [3.0, 2.0]
     with pytest.raises(ValueError, match=r"got keys \['epoch', 'seconds'\]"):
         plot.training_curves([{"epoch": 1, "seconds": 2.0}])
+
+
+def test_training_curves_read_the_symmetric_history_keys_and_the_trained_objective():
+    rows = [
+        {"epoch": e, "train_elbo": -30.0 + e, "val_elbo": -32.0 + e,
+         "train_objective": -33.0 + e, "train_reconstruction": -25.0 + e,
+         "train_kl_prior": 5.0 + 0.1 * e, "val_reconstruction": -26.0 + e,
+         "val_kl_prior": 6.0, "beta": 2.0}
+        for e in range(1, 4)
+    ]  # fmt: skip
+    elbo_ax, terms_ax = plot.training_curves(rows).axes
+    lines = {ln.get_label(): ln for ln in elbo_ax.get_lines()}
+    assert list(lines) == ["train", "validation", r"trained objective ($\beta$-weighted)"]
+    np.testing.assert_allclose(
+        lines[r"trained objective ($\beta$-weighted)"].get_ydata(), [-32, -31, -30]
+    )
+    assert terms_ax.get_title() == "ELBO terms (dashed: validation)"
+    kl_train, kl_val = terms_ax.get_lines()[2:]
+    np.testing.assert_allclose(kl_train.get_ydata(), [5.1, 5.2, 5.3])
+    assert kl_val.get_linestyle() == "--" and list(kl_val.get_ydata()) == [6.0, 6.0, 6.0]
+    # a row that carries an old name beside the new one is drawn once
+    rows[0]["kl"] = rows[0]["train_kl_prior"]
+    assert len(plot.training_curves(rows).axes[1].get_lines()[2].get_ydata()) == 3
 
 
 def test_bayes_table_bars_are_prior_then_posterior():

@@ -30,6 +30,7 @@ from pvae.exact.sites import (
 
 __all__ = ["ExactPosterior"]
 
+
 @dataclass(frozen=True, repr=False)
 class ExactPosterior:
     r"""The exact posterior :math:`p(z \mid x)` of a model's discrete latents.

@@ -29,9 +29,12 @@ from typing import Any
 import pyro
 import torch
 
-from pvae.models.likelihoods import Likelihood, _in_range
-from pvae.models.networks import ACTIVATIONS, MLP, _int_tuple
-from pvae.models.vae import ELBOTerms, _check_codes, _check_dim, _PyroModule, _x_shape
+from pvae._checks import boolean, one_of, optional, positive_int
+from pvae._checks import seed as check_seed
+from pvae.models.base import ModelBase, check_codes, event_shape, positive_ints
+from pvae.models.likelihoods import Likelihood, in_range
+from pvae.models.networks import ACTIVATIONS, MLP
+from pvae.models.terms import ELBOTerms
 
 __all__ = ["Autoencoder"]
 
@@ -42,11 +45,11 @@ class _FiniteData(Likelihood):
     name = "squared_error"
 
     def check(self, x: torch.Tensor) -> None:
-        if x.numel() and not _in_range(x, -math.inf, math.inf):
+        if x.numel() and not in_range(x, -math.inf, math.inf):
             self._fail(x, torch.isfinite(x), "the finite reals", "Remove or impute those values.")
 
 
-class Autoencoder(_PyroModule):
+class Autoencoder(ModelBase):
     r"""Deterministic autoencoder trained on the squared reconstruction error.
 
     Parameters
@@ -66,6 +69,9 @@ class Autoencoder(_PyroModule):
         Check that data are finite on every call (shape, dtype, device: always).
     device : str or torch.device, optional
         Where to put the parameters.
+    seed : int, optional
+        Seed of the initial weights (the caller's random state is left as it was; see
+        :class:`~pvae.models.VAE`).
     custom : bool
         Always False (accepted so that ``Autoencoder(**ae.config)`` works).
 
@@ -81,7 +87,7 @@ class Autoencoder(_PyroModule):
 
     Examples
     --------
-    >>> ae = Autoencoder(x_dim=4, code_dim=2)
+    >>> ae = Autoencoder(x_dim=4, code_dim=2, seed=0)
     >>> x = torch.rand(3, 4)
     >>> lin = ae.encoder.linears[0]
     >>> torch.allclose(ae.encode(x), torch.sigmoid(x @ lin.weight.T + lin.bias))
@@ -103,26 +109,29 @@ class Autoencoder(_PyroModule):
         output_activation: str | None = None,
         validate: bool = True,
         device: str | torch.device | None = None,
+        seed: int | None = None,
         custom: bool = False,
     ) -> None:
         super().__init__()
-        if custom:
+        if boolean("custom", custom):
             raise ValueError("`custom` must be False: an Autoencoder has no user-supplied parts.")
-        self._new_name()
-        self.x_shape = _x_shape(x_dim)
-        self.x_dim = x_dim if isinstance(x_dim, int) else self.x_shape
-        self.code_dim = _check_dim(code_dim, "code_dim")
-        hidden = _int_tuple(hidden, "hidden")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"`activation` must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
-            )
+        self.x_shape = event_shape(x_dim)
+        self.x_dim = self.x_shape if isinstance(x_dim, (tuple, list)) else self.x_shape[0]
+        self.code_dim = positive_int("code_dim", code_dim, example=8)
+        hidden = positive_ints("hidden", hidden, example="()")
+        self.activation = one_of("activation", activation, ACTIVATIONS)
+        optional(one_of, "output_activation", output_activation, choices=ACTIVATIONS)
+        self.validate = boolean("validate", validate)
+        seed = check_seed("seed", seed)
         features = self.num_features = int(torch.Size(self.x_shape).numel())
-        self.activation = activation
-        self.encoder = MLP(features, code_dim, hidden, activation, activation)
-        self.decoder = MLP(code_dim, features, hidden[::-1], activation, output_activation)
+
+        def networks() -> tuple[MLP, MLP]:
+            encoder = MLP(features, self.code_dim, hidden, activation, activation)
+            decoder = MLP(self.code_dim, features, hidden[::-1], activation, output_activation)
+            return encoder, decoder
+
+        self.encoder, self.decoder = self._build(networks, seed)
         self.likelihood = _FiniteData(self.x_shape)
-        self.validate = bool(validate)
         self.beta = 1.0
         self.config: dict[str, Any] = {
             "x_dim": self.x_dim if isinstance(self.x_dim, int) else list(self.x_shape),
@@ -131,6 +140,7 @@ class Autoencoder(_PyroModule):
             "activation": activation,
             "output_activation": output_activation,
             "validate": self.validate,
+            "seed": seed,
             "custom": False,
         }
         if device is not None:
@@ -178,16 +188,16 @@ class Autoencoder(_PyroModule):
         pyro.module(self._pyro_name, self)
 
     def elbo_terms(self, x: torch.Tensor) -> ELBOTerms:
-        r"""``reconstruction = -||x - Dec(Enc(x))||^2`` per example and ``kl = 0``.
+        r"""``reconstruction = -||x - Dec(Enc(x))||^2`` per example and ``kl_prior = 0``.
 
         The same quantity ``model``/``guide`` give ``Trace_ELBO`` (the loss is
-        ``-(reconstruction - beta * kl).sum()``, the summed squared error), so a training
-        loop's analytic fast path works unchanged.
+        ``-(reconstruction - beta * kl_prior).sum()``, the summed squared error), so a
+        training loop's analytic fast path works unchanged.
 
         Examples
         --------
         >>> t = Autoencoder(2, 1).elbo_terms(torch.ones(3, 2))
-        >>> t.reconstruction.shape, t.kl.tolist()
+        >>> t.reconstruction.shape, t.kl_prior.tolist()
         (torch.Size([3]), [0.0, 0.0, 0.0])
         """
         err = self._error(self._check_x(x))
@@ -211,7 +221,7 @@ class Autoencoder(_PyroModule):
         >>> Autoencoder((2, 2), 3).decode(torch.zeros(5, 3)).shape
         torch.Size([5, 2, 2])
         """
-        _check_codes(h, self.code_dim, "h")
+        check_codes(h, self.code_dim, "h")
         return self._decode(h)
 
     @torch.no_grad()
@@ -252,7 +262,7 @@ class Autoencoder(_PyroModule):
         >>> Autoencoder((8, 8), 2).sample(4).shape
         torch.Size([4, 8, 8])
         """
-        n = _check_dim(n, "n")
+        n = positive_int("n", n, example=16)
         param = next(self.parameters())
         shape, kw = (n, self.code_dim), {"device": param.device, "dtype": param.dtype}
         if self.activation == "sigmoid":

@@ -26,7 +26,9 @@ import torch
 from torch.distributions import Distribution
 from torch.nn import functional as F
 
-from pvae.models.vae import VAE, ELBOTerms, _check_dim
+from pvae._checks import positive_int
+from pvae.models.terms import ELBOTerms
+from pvae.models.vae import VAE
 
 __all__ = ["ConditionalVAE"]
 
@@ -51,7 +53,8 @@ class ConditionalVAE(VAE):
     likelihood : str or callable
         As for :class:`~pvae.models.vae.VAE`.
     **kwargs
-        Any keyword of :class:`~pvae.models.vae.VAE` (``beta``, ``net``, ``device``, ...).
+        Any keyword of :class:`~pvae.models.vae.VAE` (``beta``, ``net``, ``device``,
+        ``seed``, ...).
 
     Notes
     -----
@@ -61,7 +64,7 @@ class ConditionalVAE(VAE):
     Examples
     --------
     >>> import pyro
-    >>> cvae = ConditionalVAE(x_dim=4, z_dim=2, num_classes=3, hidden=(8,))
+    >>> cvae = ConditionalVAE(x_dim=4, z_dim=2, num_classes=3, hidden=(8,), seed=0)
     >>> x = torch.tensor([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
     >>> y = torch.tensor([0, 2])
     >>> svi = pyro.infer.SVI(cvae.model, cvae.guide, pyro.optim.Adam({"lr": 1e-2}),
@@ -81,7 +84,7 @@ class ConditionalVAE(VAE):
         **kwargs: Any,
     ) -> None:
         # set before VAE.__init__, which sizes the networks with `_cond_dim()`
-        self.num_classes = _check_dim(num_classes, "num_classes")
+        self.num_classes = positive_int("num_classes", num_classes, example=10)
         super().__init__(x_dim, z_dim, hidden, likelihood, **kwargs)
         self.config["num_classes"] = self.num_classes
 
@@ -150,12 +153,12 @@ class ConditionalVAE(VAE):
         self._guide(*self._xy(x, y))
 
     def elbo_terms(self, x: torch.Tensor, y: torch.Tensor) -> ELBOTerms:
-        """Per-example reconstruction and analytic KL (see :meth:`VAE.elbo_terms`).
+        """Per-example reconstruction and analytic KL(q || p(z)) (see :meth:`VAE.elbo_terms`).
 
         Examples
         --------
         >>> cvae = ConditionalVAE(2, 1, num_classes=2, hidden=())
-        >>> cvae.elbo_terms(torch.ones(3, 2), torch.tensor([0, 1, 1])).kl.shape
+        >>> cvae.elbo_terms(torch.ones(3, 2), torch.tensor([0, 1, 1])).kl_prior.shape
         torch.Size([3])
         """
         return self._elbo_terms(*self._xy(x, y))
@@ -209,7 +212,7 @@ class ConditionalVAE(VAE):
         >>> ConditionalVAE(2, 1, num_classes=3, hidden=()).sample(4, y=2).shape
         torch.Size([4, 2])
         """
-        n = _check_dim(n, "n")
+        n = positive_int("n", n, example=16)
         param = next(self.parameters())
         if y is None:
             y = torch.arange(n, device=param.device) % self.num_classes

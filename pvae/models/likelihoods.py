@@ -20,12 +20,15 @@ References
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.distributions import Distribution
+
+from pvae._checks import positive_float
 
 __all__ = [
     "LIKELIHOODS",
@@ -34,6 +37,7 @@ __all__ = [
     "ContinuousBernoulliLikelihood",
     "GaussianLikelihood",
     "Likelihood",
+    "in_range",
     "make_likelihood",
 ]
 
@@ -50,10 +54,15 @@ def _describe(x: torch.Tensor, bad: torch.Tensor) -> str:
     )
 
 
-def _in_range(x: torch.Tensor, low: float, high: float) -> bool:
+def in_range(x: torch.Tensor, low: float, high: float) -> bool:
     """``low <= x <= high`` everywhere (strictly inside for infinite bounds), NaN-free.
 
     One ``aminmax`` pass and one device sync: the cheapest full check on CPU and GPU.
+
+    Examples
+    --------
+    >>> in_range(torch.tensor([0.0, 1.0]), 0.0, 1.0), in_range(torch.tensor([2.0]), 0.0, 1.0)
+    (True, False)
     """
     lo, hi = torch.aminmax(x)
     bounds = (lo > low) if math.isinf(low) else (lo >= low)
@@ -152,7 +161,7 @@ class ContinuousBernoulliLikelihood(Likelihood):
         return dist.ContinuousBernoulli(logits=params).to_event(len(self.x_shape))
 
     def check(self, x: torch.Tensor) -> None:
-        if x.numel() and not _in_range(x, 0.0, 1.0):
+        if x.numel() and not in_range(x, 0.0, 1.0):
             self._fail(
                 x,
                 (x >= 0) & (x <= 1),
@@ -187,12 +196,15 @@ class GaussianLikelihood(Likelihood):
     def __init__(self, x_shape: Sequence[int], scale: float | str = 1.0) -> None:
         super().__init__(x_shape)
         self.fixed_scale: float | None = None
-        if scale == "learned":
+        if isinstance(scale, str) and scale == "learned":
             self.log_scale = nn.Parameter(torch.zeros(self.x_shape))
-        elif isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0:
-            self.fixed_scale = float(scale)
+        elif isinstance(scale, numbers.Real) and not isinstance(scale, bool) and scale > 0:
+            self.fixed_scale = positive_float("scale", scale)
         else:
-            raise ValueError(f'`scale` must be a positive float or "learned", got {scale!r}.')
+            raise ValueError(
+                f'`scale` must be a positive number or "learned", got {scale!r} '
+                f'({type(scale).__name__}). Pass e.g. `scale=1.0`, or `scale="learned"`.'
+            )
 
     def forward(self, params: torch.Tensor) -> Distribution:
         if self.fixed_scale is None:
@@ -202,7 +214,7 @@ class GaussianLikelihood(Likelihood):
         return dist.Normal(params, scale).to_event(len(self.x_shape))
 
     def check(self, x: torch.Tensor) -> None:
-        if x.numel() and not _in_range(x, -math.inf, math.inf):
+        if x.numel() and not in_range(x, -math.inf, math.inf):
             self._fail(x, torch.isfinite(x), "the finite reals", "Remove or impute those values.")
 
 

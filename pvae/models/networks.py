@@ -33,6 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pvae._checks import one_of, positive_int
+from pvae.models.base import positive_ints
+
 __all__ = [
     "ACTIVATIONS",
     "MLP",
@@ -57,30 +60,12 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def _activation(name: str | None, arg: str = "activation") -> nn.Module:
-    if name is None:
-        return nn.Identity()
-    if name not in ACTIVATIONS:
-        raise ValueError(f"`{arg}` must be one of {sorted(ACTIVATIONS)} or None, got {name!r}.")
-    return ACTIVATIONS[name]()
-
-
-def _positive_int(value: object, arg: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{arg}` must be a positive integer, got {value!r}.")
-    return value
-
-
-def _int_tuple(values: Sequence[int], arg: str) -> tuple[int, ...]:
-    if isinstance(values, int) or not isinstance(values, Sequence):
-        raise ValueError(
-            f"`{arg}` must be a sequence of positive integers such as (256,), got {values!r}."
-        )
-    return tuple(_positive_int(v, arg) for v in values)
+    return nn.Identity() if name is None else ACTIVATIONS[one_of(arg, name, ACTIVATIONS)]()
 
 
 def _image_shape(shape: Sequence[int], arg: str = "image_shape") -> tuple[int, int, int]:
     """Return (C, H, W) for an image shape given as (H, W) or (C, H, W)."""
-    shape = _int_tuple(shape, arg)
+    shape = positive_ints(arg, shape)
     if len(shape) not in (2, 3):
         raise ValueError(f"`{arg}` must be (H, W) or (C, H, W), got {shape}.")
     return (1, *shape) if len(shape) == 2 else shape  # type: ignore[return-value]
@@ -127,8 +112,8 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         _activation(activation), _activation(out_activation, "out_activation")  # validate
-        dims = [_positive_int(in_dim, "in_dim"), *_int_tuple(hidden, "hidden")]
-        dims.append(_positive_int(out_dim, "out_dim"))
+        dims = [positive_int("in_dim", in_dim), *positive_ints("hidden", hidden)]
+        dims.append(positive_int("out_dim", out_dim))
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
             layers.append(nn.Linear(a, b))
@@ -171,7 +156,7 @@ class GaussianHead(nn.Module):
 
     def __init__(self, in_dim: int, z_dim: int, min_scale: float = 1e-6) -> None:
         super().__init__()
-        self.loc = nn.Linear(_positive_int(in_dim, "in_dim"), _positive_int(z_dim, "z_dim"))
+        self.loc = nn.Linear(positive_int("in_dim", in_dim), positive_int("z_dim", z_dim))
         self.scale = nn.Linear(in_dim, z_dim)
         self.min_scale = float(min_scale)
 
@@ -184,7 +169,7 @@ def _gaussian_mlp(
 ) -> tuple[nn.Module, GaussianHead]:
     """The fully connected part of an encoder: an MLP body (``nn.Identity`` when ``hidden``
     is empty) with widths ``hidden``, then a :class:`GaussianHead`."""
-    hidden = _int_tuple(hidden, "hidden")
+    hidden = positive_ints("hidden", hidden)
     if not hidden:
         return nn.Identity(), GaussianHead(in_dim, z_dim)
     body = MLP(in_dim, hidden[-1], hidden[:-1], activation, activation)
@@ -224,7 +209,7 @@ class MLPEncoder(nn.Module):
     ) -> None:
         super().__init__()
         shape = (x_shape,) if isinstance(x_shape, int) else tuple(x_shape)
-        in_dim = math.prod(_int_tuple(shape, "x_shape")) + cond_dim
+        in_dim = math.prod(positive_ints("x_shape", shape)) + cond_dim
         self.body, self.head = _gaussian_mlp(in_dim, z_dim, hidden, activation)
         self.num_event_dims = len(shape)
 
@@ -267,9 +252,9 @@ class MLPDecoder(nn.Module):
     ) -> None:
         super().__init__()
         shape = (x_shape,) if isinstance(x_shape, int) else tuple(x_shape)
-        self.x_shape = _int_tuple(shape, "x_shape")
+        self.x_shape = positive_ints("x_shape", shape)
         self.mlp = MLP(
-            _positive_int(z_dim, "z_dim") + cond_dim, math.prod(shape), hidden, activation
+            positive_int("z_dim", z_dim) + cond_dim, math.prod(shape), hidden, activation
         )
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -290,7 +275,7 @@ def _conv_geometry(
     """Validated ``(C, channels, heights, widths)``: input channels, then the feature-map
     sizes before the first and after each stride-2 convolution (shared by both conv nets)."""
     c, h, w = _image_shape(image_shape)
-    channels = _int_tuple(channels, "channels")
+    channels = positive_ints("channels", channels)
     return c, channels, _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
 
 
@@ -394,7 +379,7 @@ class ConvDecoder(nn.Module):
         c, channels, hs, ws = _conv_geometry(image_shape, channels)
         top = channels[-1] if channels else c
         self.grid = (top, hs[-1], ws[-1])
-        hidden = _int_tuple(hidden, "hidden")
+        hidden = positive_ints("hidden", hidden)
         last_act = activation if channels else None
         self.mlp = MLP(z_dim + cond_dim, math.prod(self.grid), hidden, activation, last_act)
         layers: list[nn.Module] = []

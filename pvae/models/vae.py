@@ -17,143 +17,49 @@ References
 1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
 2. Higgins, I. et al. (2017). beta-VAE: Learning basic visual concepts with a constrained
    variational framework. ICLR.
-3. White, T. (2016). Sampling generative networks (spherical interpolation). arXiv:1609.04468.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro import poutine
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
+from pvae._checks import boolean, nonnegative_float, one_of, positive_int
+from pvae._checks import seed as check_seed
+from pvae.models.base import ModelBase, event_shape, positive_ints
+from pvae.models.latent import LatentPaths
 from pvae.models.likelihoods import make_likelihood
-from pvae.models.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, _int_tuple
+from pvae.models.networks import (
+    ACTIVATIONS,
+    ConvDecoder,
+    ConvEncoder,
+    MLPDecoder,
+    MLPEncoder,
+)
+from pvae.models.terms import ELBOTerms, KLWeightMessenger
 
 __all__ = ["ELBOTerms", "VAE"]
 
-_ids = itertools.count()
 
-
-class ELBOTerms(NamedTuple):
-    r"""The two ELBO terms per example (shape ``[N]``, nats, positive sense).
-
-    ``reconstruction`` is :math:`\log p(x \mid z)` at one reparameterised draw
-    :math:`z \sim q(z \mid x)`; ``kl`` is the analytic :math:`\mathrm{KL}(q(z|x) \| p(z))`.
-    The ELBO is ``reconstruction - kl`` (:math:`\beta`-VAE: ``reconstruction - beta * kl``).
-    """
-
-    reconstruction: torch.Tensor
-    kl: torch.Tensor
-
-
-def _check_dim(value: Any, arg: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{arg}` must be a positive integer (>= 1), got {value!r}.")
-    return value
-
-
-def _x_shape(x_dim: Any) -> tuple[int, ...]:
-    """The event shape of one example: ``64 -> (64,)``, ``(8, 8) -> (8, 8)``."""
-    if isinstance(x_dim, int) and not isinstance(x_dim, bool):
-        return (_check_dim(x_dim, "x_dim"),)
-    if isinstance(x_dim, (tuple, list)) and 1 <= len(x_dim) <= 3:
-        return tuple(_check_dim(d, "x_dim") for d in x_dim)
-    raise ValueError(
-        f"`x_dim` must be a positive integer or an image shape (H, W) or (C, H, W), got {x_dim!r}."
-    )
-
-
-def _check_codes(t: Any, dim: int, arg: str) -> None:
-    """Raise unless ``t`` is a ``[N, dim]`` tensor of latent codes."""
-    if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.shape[1] != dim:
-        shape = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(
-            f"`{arg}` must have shape [N, {dim}], got {shape}. Pass one code per row, "
-            f"e.g. `torch.randn(N, {dim})` (a single code: `{arg}.reshape(1, {dim})`)."
-        )
-
-
-class _PyroModule(nn.Module):
-    """Shared plumbing: a unique Pyro name, input checks, the device."""
-
-    def _new_name(self) -> None:
-        # unique per instance (copies included), so two models never share param-store entries
-        self._pyro_name = f"{type(self).__name__.lower()}{next(_ids)}"
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        self._new_name()
-
-    @property
-    def device(self) -> torch.device:
-        """The device holding the parameters."""
-        return next(self.parameters()).device
-
-    def _check_x(self, x: Any, arg: str = "x") -> torch.Tensor:
-        """Shape, dtype, device (always) and support (if ``validate``) checks on data."""
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"`{arg}` must be a torch.Tensor, got {type(x).__name__}.")
-        if tuple(x.shape[1:]) != self.x_shape:
-            raise ValueError(
-                f"`{arg}` must have shape [N, {', '.join(map(str, self.x_shape))}], got "
-                f"{list(x.shape)}. Reshape it (e.g. `x.reshape(-1, "
-                f"{', '.join(map(str, self.x_shape))})`) or rebuild the model with the "
-                f"matching `x_dim`."
-            )
-        param = next(self.parameters())
-        if x.dtype != param.dtype:
-            raise ValueError(
-                f"`{arg}` must have dtype {param.dtype} like the model's parameters, got "
-                f"{x.dtype}. Convert with `x.to({param.dtype})` (or the model with `.double()`)."
-            )
-        if x.device != param.device:
-            raise ValueError(
-                f"`{arg}` is on {x.device} but the model is on {param.device}; move it with "
-                f"`x.to(model.device)`."
-            )
-        if self.validate:
-            self.likelihood.check(x)
-        return x
-
-
-def _kl_scale(beta: float) -> contextlib.AbstractContextManager:
-    """Scale the z sites' log densities by beta (mask them out at beta = 0)."""
-    if beta == 1.0:
-        return contextlib.nullcontext()
-    if beta == 0.0:
-        return poutine.mask(mask=False)
-    return poutine.scale(scale=beta)
-
-
-def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    cos = (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    if omega.abs() < 1e-6:  # parallel codes: spherical = linear
-        return a + t[:, None] * (b - a)
-    w1 = torch.sin((1 - t) * omega) / torch.sin(omega)
-    w2 = torch.sin(t * omega) / torch.sin(omega)
-    return w1[:, None] * a + w2[:, None] * b
-
-
-class VAE(_PyroModule):
+class VAE(LatentPaths, ModelBase):
     r"""Variational autoencoder: a Pyro ``model(x)`` / ``guide(x)`` pair with amortized q(z|x).
 
     ``model(x)`` samples ``"z"`` from :math:`\mathcal{N}(0, I)` and observes ``"x"`` under
     ``pyro.plate("data", N)``; ``guide(x)`` samples ``"z"`` from the encoder's
     :math:`q(z \mid x)`. Both call ``pyro.module`` on the whole VAE, so the param store and
     ``vae.parameters()`` hold the same tensors and ``vae.state_dict()`` is all the learned
-    state. With ``beta != 1`` both ``"z"`` sites are scaled by ``beta`` (``poutine.scale``;
-    ``poutine.mask`` at 0), so ``Trace_ELBO`` optimises the :math:`\beta`-VAE objective
-    :math:`\mathbb{E}_q \log p(x|z) - \beta\,\mathrm{KL}(q \| p(z))`.
+    state. ``beta`` multiplies the ``scale`` of both ``"z"`` sites
+    (:class:`~pvae.models.terms.KLWeightMessenger`, ``beta = 0`` allowed), so
+    ``Trace_ELBO`` optimises the :math:`\beta`-VAE objective
+    :math:`\mathbb{E}_q \log p(x|z) - \beta\,\mathrm{KL}(q \| p(z))` while the traced
+    densities (``unscaled_log_prob``, ``mask``) stay those of the :math:`\beta = 1` model,
+    which is what every reported ELBO and :math:`\log p(x)` is computed from.
 
     Parameters
     ----------
@@ -178,7 +84,8 @@ class VAE(_PyroModule):
     channels : sequence of int
         Conv channels (``net="conv"``).
     beta : float
-        KL weight (>= 0); settable at any time (``vae.beta = 0.5``), as KL annealing does.
+        KL weight in the training objective (>= 0); settable at any time
+        (``vae.beta = 0.5``), as KL annealing does. Reported numbers are always the model's.
     encoder, decoder : nn.Module, optional
         Replace the built-in nets: ``encoder(x) -> (loc, scale)`` with shapes
         ``[N, z_dim]`` and ``decoder(z) -> params`` with shape ``[N, *x_shape]``.
@@ -188,6 +95,10 @@ class VAE(_PyroModule):
         always checked.
     device : str or torch.device, optional
         Where to put the parameters (``"cpu"``, ``"cuda"``).
+    seed : int, optional
+        Seed of the initial weights: the same seed gives the same model. The networks are
+        built under :func:`pvae._seed.seeded`, so the caller's random state is left as it
+        was. ``None`` draws from (and advances) the global generators.
     custom : bool
         Set in :attr:`config` when user-supplied parts (encoder, decoder, likelihood
         callable) make ``VAE(**config)`` unable to rebuild the model; passing
@@ -197,25 +108,25 @@ class VAE(_PyroModule):
     ----------
     config : dict
         JSON-serialisable constructor arguments: ``type(vae)(**vae.config)`` rebuilds the
-        architecture (not the weights) unless ``config["custom"]`` is True.
+        architecture (and, with a ``seed``, the initial weights) unless ``config["custom"]``.
     x_dim, x_shape, z_dim, beta, likelihood, encoder, decoder
 
     Raises
     ------
     ValueError
-        For a non-positive ``z_dim``, a bad ``x_dim``, unknown likelihood or net, and at
-        call time for data of the wrong shape, dtype or device, NaN, or data outside the
-        likelihood's support.
+        For a bad ``x_dim``, ``z_dim``, ``hidden``, ``beta`` or ``seed``, an unknown
+        likelihood, activation or net, and at call time for data of the wrong shape, dtype
+        or device, NaN, or data outside the likelihood's support.
 
     Examples
     --------
-    >>> vae = VAE(x_dim=4, z_dim=2, hidden=(8,))
+    >>> vae = VAE(x_dim=4, z_dim=2, hidden=(8,), seed=0)
     >>> x = torch.tensor([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
     >>> svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-2}),
     ...                      pyro.infer.Trace_ELBO())
     >>> loss = svi.step(x)   # -ELBO summed over the batch
     >>> terms = vae.elbo_terms(x)
-    >>> terms.reconstruction.shape, terms.kl.shape
+    >>> terms.reconstruction.shape, terms.kl_prior.shape
     (torch.Size([2]), torch.Size([2]))
     >>> vae.sample(3).shape
     torch.Size([3, 4])
@@ -239,46 +150,47 @@ class VAE(_PyroModule):
         decoder: nn.Module | None = None,
         validate: bool = True,
         device: str | torch.device | None = None,
+        seed: int | None = None,
         custom: bool = False,
     ) -> None:
         super().__init__()
-        self._new_name()
-        self.x_shape = _x_shape(x_dim)
-        self.x_dim = x_dim if isinstance(x_dim, int) else self.x_shape
-        self.z_dim = _check_dim(z_dim, "z_dim")
-        hidden = _int_tuple(hidden, "hidden")
-        channels = _int_tuple(channels, "channels")
-        if net not in ("mlp", "conv"):
-            raise ValueError(f'`net` must be "mlp" or "conv", got {net!r}.')
+        self.x_shape = event_shape(x_dim)
+        self.x_dim = self.x_shape if isinstance(x_dim, (tuple, list)) else self.x_shape[0]
+        self.z_dim = positive_int("z_dim", z_dim, example=8)
+        hidden = positive_ints("hidden", hidden)
+        channels = positive_ints("channels", channels, example="(16, 32)")
+        net = one_of("net", net, ("mlp", "conv"))
+        activation = one_of("activation", activation, ACTIVATIONS)
+        self.validate = boolean("validate", validate)
+        seed = check_seed("seed", seed)
         if net == "conv" and len(self.x_shape) == 1 and (encoder is None or decoder is None):
             raise ValueError(
                 f'`net="conv"` needs an image `x_dim` (H, W) or (C, H, W), got {x_dim!r}. '
                 'Pass the image shape, or use net="mlp".'
             )
         is_custom = encoder is not None or decoder is not None or callable(likelihood)
-        if custom and not is_custom:
+        if boolean("custom", custom) and not is_custom:
             raise ValueError(
                 "this configuration (`custom=True`) describes a model built with a "
                 "user-supplied `encoder`, `decoder` or `likelihood` callable; pass those "
                 "parts again to rebuild it."
             )
-        cond = self._cond_dim()
-        if encoder is None:
-            if net == "conv":
-                encoder = ConvEncoder(self.x_shape, z_dim, channels, hidden, activation, cond)
-            else:
-                encoder = MLPEncoder(self.x_shape, z_dim, hidden, activation, cond)
-        if decoder is None:
-            if net == "conv":
-                decoder = ConvDecoder(
-                    z_dim, self.x_shape, channels, hidden[::-1], activation, cond
-                )
-            else:
-                decoder = MLPDecoder(z_dim, self.x_shape, hidden[::-1], activation, cond)
-        self.encoder, self.decoder = encoder, decoder
-        self.likelihood = make_likelihood(likelihood, self.x_shape, scale)
-        self.validate = bool(validate)
         self.beta = beta
+
+        def networks() -> tuple[nn.Module, nn.Module, nn.Module]:
+            cond, z, shape = self._cond_dim(), self.z_dim, self.x_shape
+            enc, dec = encoder, decoder
+            if enc is None and net == "conv":
+                enc = ConvEncoder(shape, z, channels, hidden, activation, cond)
+            elif enc is None:
+                enc = MLPEncoder(shape, z, hidden, activation, cond)
+            if dec is None and net == "conv":
+                dec = ConvDecoder(z, shape, channels, hidden[::-1], activation, cond)
+            elif dec is None:
+                dec = MLPDecoder(z, shape, hidden[::-1], activation, cond)
+            return enc, dec, make_likelihood(likelihood, shape, scale)
+
+        self.encoder, self.decoder, self.likelihood = self._build(networks, seed)
         self.config: dict[str, Any] = {
             "x_dim": self.x_dim if isinstance(self.x_dim, int) else list(self.x_shape),
             "z_dim": self.z_dim,
@@ -288,8 +200,9 @@ class VAE(_PyroModule):
             "activation": activation,
             "net": net,
             "channels": list(channels),
-            "beta": float(beta),
+            "beta": self.beta,
             "validate": self.validate,
+            "seed": seed,
             "custom": is_custom,
         }
         if device is not None:
@@ -310,10 +223,7 @@ class VAE(_PyroModule):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        value = float(value)
-        if not value >= 0 or math.isinf(value):
-            raise ValueError(f"`beta` must be a finite number >= 0, got {value!r}.")
-        self._beta = value
+        self._beta = nonnegative_float("beta", value, example=1.0)
 
     # -- the probabilistic program ---------------------------------------------------------------
     def _encode(
@@ -335,7 +245,7 @@ class VAE(_PyroModule):
         n = x.shape[0]
         with pyro.plate("data", n, device=x.device):
             prior = dist.Normal(x.new_zeros(n, self.z_dim), x.new_ones(n, self.z_dim))
-            with _kl_scale(self._beta):
+            with KLWeightMessenger(self._beta):
                 z = pyro.sample("z", prior.to_event(1))
             pyro.sample("x", self._decode(z, c), obs=x)
 
@@ -343,7 +253,7 @@ class VAE(_PyroModule):
         pyro.module(self._pyro_name, self)
         with pyro.plate("data", x.shape[0], device=x.device):
             loc, scale = self._encode(x, c)
-            with _kl_scale(self._beta):
+            with KLWeightMessenger(self._beta):
                 pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     def _elbo_terms(self, x: torch.Tensor, c: torch.Tensor | None) -> ELBOTerms:
@@ -386,20 +296,21 @@ class VAE(_PyroModule):
     def elbo_terms(self, x: torch.Tensor) -> ELBOTerms:
         r"""Per-example reconstruction :math:`\log p(x|z)`, :math:`z \sim q`, and analytic KL.
 
-        Differentiable in every parameter; ``(terms.reconstruction - terms.kl)`` has the
-        same expectation as ``Trace_ELBO`` on ``model``/``guide`` (per example), with lower
-        variance. This is the fast path of :func:`pvae.fit` (``elbo="analytic"``).
+        Differentiable in every parameter; ``terms.reconstruction - terms.kl_prior`` has
+        the same expectation as ``Trace_ELBO`` on ``model``/``guide`` at ``beta = 1`` (per
+        example), with lower variance. This is the fast path of :func:`pvae.fit`
+        (``elbo="analytic"``); the training objective weights ``kl_prior`` by ``beta``.
 
         Returns
         -------
         ELBOTerms
-            ``reconstruction`` and ``kl``, each of shape ``[N]``, in nats.
+            ``reconstruction`` and ``kl_prior``, each of shape ``[N]``, in nats.
 
         Examples
         --------
         >>> vae = VAE(2, 1, hidden=())
         >>> t = vae.elbo_terms(torch.ones(3, 2))
-        >>> bool((t.kl >= 0).all()), t.reconstruction.shape
+        >>> bool((t.kl_prior >= 0).all()), t.reconstruction.shape
         (True, torch.Size([3]))
         """
         return self._elbo_terms(self._check_x(x), None)
@@ -427,11 +338,6 @@ class VAE(_PyroModule):
         """
         return self._decode(self._check_z(z), None)
 
-    def _check_z(self, z: torch.Tensor) -> torch.Tensor:
-        _check_codes(z, self.z_dim, "z")
-        param = next(self.parameters())
-        return z.to(param.device, param.dtype)
-
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of :math:`p(x \\mid z = \\mathrm{loc}(x))`: the decoded posterior mean code.
@@ -456,94 +362,7 @@ class VAE(_PyroModule):
         >>> VAE((8, 8), 2, hidden=(16,)).sample(5).shape
         torch.Size([5, 8, 8])
         """
-        n = _check_dim(n, "n")
+        n = positive_int("n", n, example=16)
         param = next(self.parameters())
         z = torch.randn(n, self.z_dim, device=param.device, dtype=param.dtype)
         return self._decode(z, None).mean
-
-    def _path(
-        self, x1: Any, x2: Any, steps: int, method: str, c: torch.Tensor | None
-    ) -> torch.Tensor:
-        steps = _check_dim(steps, "steps")
-        if method not in ("linear", "slerp"):
-            raise ValueError(f'`method` must be "linear" or "slerp", got {method!r}.')
-        a, b = (self._one(x, name) for x, name in ((x1, "x1"), (x2, "x2")))
-        a, b = self._encode(a, c)[0][0], self._encode(b, c)[0][0]
-        t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype)
-        return a + t[:, None] * (b - a) if method == "linear" else _slerp(a, b, t)
-
-    def _one(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        if isinstance(x, torch.Tensor) and tuple(x.shape) == self.x_shape:
-            x = x.unsqueeze(0)
-        x = self._check_x(x, name)
-        if x.shape[0] != 1:
-            raise ValueError(f"`{name}` must be one example, got {x.shape[0]}.")
-        return x
-
-    @torch.no_grad()
-    def interpolate(
-        self, x1: torch.Tensor, x2: torch.Tensor, steps: int = 8, method: str = "linear"
-    ) -> torch.Tensor:
-        r"""Decode a path between the codes ``loc(x1)`` and ``loc(x2)``.
-
-        ``method="linear"`` walks the straight line; ``"slerp"`` the great circle
-        :math:`\frac{\sin((1-t)\Omega)}{\sin\Omega} a + \frac{\sin(t\Omega)}{\sin\Omega} b`,
-        which keeps codes at a typical distance from the origin under a Gaussian prior.
-
-        Parameters
-        ----------
-        x1, x2 : torch.Tensor
-            One example each, shape ``x_shape`` or ``[1, *x_shape]``.
-        steps : int
-            Number of points, endpoints included.
-        method : {"linear", "slerp"}
-
-        Returns
-        -------
-        torch.Tensor
-            Decoded means, shape ``[steps, *x_shape]``.
-
-        Examples
-        --------
-        >>> vae = VAE(4, 2, hidden=())
-        >>> vae.interpolate(torch.zeros(4), torch.ones(4), steps=5, method="slerp").shape
-        torch.Size([5, 4])
-        """
-        return self._decode(self._path(x1, x2, steps, method, None), None).mean
-
-    @torch.no_grad()
-    def traverse(self, x: torch.Tensor, dim: int, values: Sequence[float]) -> torch.Tensor:
-        """Decode ``loc(x)`` with latent coordinate ``dim`` set to each of ``values``.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            One example, shape ``x_shape`` or ``[1, *x_shape]``.
-        dim : int
-            Latent coordinate to vary, ``0 <= dim < z_dim``.
-        values : sequence of float
-            Values for that coordinate.
-
-        Returns
-        -------
-        torch.Tensor
-            Decoded means, shape ``[len(values), *x_shape]``.
-
-        Examples
-        --------
-        >>> VAE(4, 2, hidden=()).traverse(torch.ones(4), dim=1, values=[-2, 0, 2]).shape
-        torch.Size([3, 4])
-        """
-        z = self._traverse_codes(x, dim, values, None)
-        return self._decode(z, None).mean
-
-    def _traverse_codes(
-        self, x: torch.Tensor, dim: int, values: Sequence[float], c: torch.Tensor | None
-    ) -> torch.Tensor:
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim < self.z_dim:
-            raise ValueError(f"`dim` must be an integer in [0, {self.z_dim}), got {dim!r}.")
-        loc = self._encode(self._one(x, "x"), c)[0]
-        vals = torch.as_tensor(values, dtype=loc.dtype, device=loc.device).reshape(-1)
-        z = loc.repeat(len(vals), 1)
-        z[:, dim] = vals
-        return z

@@ -24,13 +24,11 @@ Three kinds of file share the format:
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyro
 import pyro.distributions.constraints as constraints
 import torch
@@ -39,94 +37,34 @@ from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-__all__ = ["load", "read_state", "save", "write_state"]
+from pvae.training.codec import decode, decode_constraint, encode, encode_constraint
+
+__all__ = [
+    "load",
+    "load_model_state",
+    "model_state",
+    "param_store_state",
+    "read_state",
+    "restore_param_store",
+    "save",
+    "write_state",
+]
 
 _FORMAT = "pvae-checkpoint"
 _VERSION = 1
-_NAMED_CONSTRAINTS = {
-    name: value
-    for name in constraints.__all__
-    if isinstance(value := getattr(constraints, name), constraints.Constraint)
-}
-_BOUNDED_CONSTRAINTS = {
-    "_GreaterThan": ("lower_bound",),
-    "_GreaterThanEq": ("lower_bound",),
-    "_LessThan": ("upper_bound",),
-    "_Interval": ("lower_bound", "upper_bound"),
-    "_HalfOpenInterval": ("lower_bound", "upper_bound"),
-}
 
 
-# ----------------------------------------------------------------------------- tree codec
-def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Replace tensors by references into ``tensors``; keep the rest JSON-able."""
-    if isinstance(obj, torch.Tensor):
-        key = f"t{len(tensors)}"
-        tensors[key] = obj.detach().to("cpu", copy=True).contiguous()
-        return {"__tensor__": key}
-    if isinstance(obj, np.ndarray):
-        return _encode(torch.from_numpy(np.array(obj)), tensors)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else {"__float__": repr(obj)}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_encode(v, tensors) for v in obj]}
-    if isinstance(obj, list):
-        return [_encode(v, tensors) for v in obj]
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-            return {k: _encode(v, tensors) for k, v in obj.items()}
-        return {"__items__": [[_encode(k, tensors), _encode(v, tensors)] for k, v in obj.items()]}
-    raise ValueError(
-        f"cannot store a value of type {type(obj).__name__} in a checkpoint; only tensors, "
-        "arrays, numbers, strings, None and lists/tuples/dicts of them are stored."
-    )
+# ----------------------------------------------------------------------------- states
+def param_store_state(exclude: Any = ()) -> dict[str, Any]:
+    """Unconstrained values and constraints of the param store, skipping ``exclude``.
 
-
-def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    if isinstance(obj, list):
-        return [_decode(v, tensors) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if "__tensor__" in obj:
-        return tensors[obj["__tensor__"]]
-    if "__float__" in obj:
-        return float(obj["__float__"])
-    if "__tuple__" in obj:
-        return tuple(_decode(v, tensors) for v in obj["__tuple__"])
-    if "__items__" in obj:
-        return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["__items__"]}
-    return {k: _decode(v, tensors) for k, v in obj.items()}
-
-
-def _encode_constraint(name: str, constraint: Any) -> Any:
-    for key, value in _NAMED_CONSTRAINTS.items():
-        if constraint is value:
-            return key
-    cls = type(constraint).__name__
-    if cls in _BOUNDED_CONSTRAINTS:
-        bounds = [float(getattr(constraint, b)) for b in _BOUNDED_CONSTRAINTS[cls]]
-        return {"class": cls, "bounds": bounds}
-    raise ValueError(
-        f"parameter `{name}` has constraint {constraint!r}, which pvae cannot store. "
-        "Use one of pyro.distributions.constraints' named constraints or an interval."
-    )
-
-
-def _decode_constraint(spec: Any) -> Any:
-    if isinstance(spec, str) and spec in _NAMED_CONSTRAINTS:
-        return _NAMED_CONSTRAINTS[spec]
-    if isinstance(spec, dict) and spec.get("class") in _BOUNDED_CONSTRAINTS:  # whitelist only
-        cls = getattr(torch.distributions.constraints, spec["class"])
-        return cls(*(float(b) for b in spec["bounds"]))
-    raise ValueError(f"the checkpoint names an unknown constraint {spec!r}.")
-
-
-def _param_store_state(exclude: Any = ()) -> dict[str, Any]:
-    """Unconstrained values and constraints of the param store, skipping ``exclude``."""
+    Examples
+    --------
+    >>> _ = pyro.param("scale", torch.tensor(2.0), constraint=constraints.positive)
+    >>> state = param_store_state()
+    >>> state["constraints"], round(state["values"]["scale"].item(), 4)   # log(2)
+    ({'scale': 'positive'}, 0.6931)
+    """
     store = pyro.get_param_store()
     skip = {id(p) for p in exclude}
     cons = getattr(store, "_constraints", {})
@@ -135,12 +73,22 @@ def _param_store_state(exclude: Any = ()) -> dict[str, Any]:
         if id(unconstrained) in skip:
             continue
         values[name] = unconstrained
-        specs[name] = _encode_constraint(name, cons.get(name, constraints.real))
+        specs[name] = encode_constraint(name, cons.get(name, constraints.real))
     return {"values": values, "constraints": specs}
 
 
-def _restore_param_store(state: dict[str, Any], device: Any = None) -> None:
-    """Put stored parameters into Pyro's param store (in place where the name exists)."""
+def restore_param_store(state: dict[str, Any], device: Any = None) -> None:
+    """Put stored parameters into Pyro's param store (in place where the name exists).
+
+    Examples
+    --------
+    >>> _ = pyro.param("loc", torch.tensor(1.5))
+    >>> state = param_store_state()
+    >>> pyro.clear_param_store()
+    >>> restore_param_store(state)
+    >>> pyro.param("loc")
+    tensor(1.5000, requires_grad=True)
+    """
     store = pyro.get_param_store()
     existing = dict(store.named_parameters())
     new_values, new_cons = {}, {}
@@ -150,7 +98,7 @@ def _restore_param_store(state: dict[str, Any], device: Any = None) -> None:
                 existing[name].copy_(value)
         else:
             new_values[name] = value.to(device).requires_grad_(True)
-            new_cons[name] = _decode_constraint(state["constraints"][name])
+            new_cons[name] = decode_constraint(state["constraints"][name])
     if new_values:
         store.set_state({"params": new_values, "constraints": new_cons})
 
@@ -183,7 +131,7 @@ def write_state(path: str | os.PathLike, state: dict[str, Any], *, kind: str) ->
     """
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
-    tree = _encode(state, tensors)
+    tree = encode(state, tensors)
     header = {"format": _FORMAT, "version": _VERSION, "kind": kind, "state": tree}
     blob = _st_save(tensors, metadata={"pvae": json.dumps(header)})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +205,7 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
             raise KeyError("format")
         version, kind = int(header["version"]), str(header["kind"])
         if version <= _VERSION:
-            state = _decode(header["state"], tensors)
+            state = decode(header["state"], tensors)
     except (SafetensorError, KeyError, TypeError, ValueError, OverflowError, RuntimeError):
         _refuse(path, data[:8])
     if version > _VERSION:
@@ -307,9 +255,9 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     True
     """
     if isinstance(obj, ParamStoreDict):
-        return write_state(path, _param_store_state(), kind="param_store")
+        return write_state(path, param_store_state(), kind="param_store")
     if isinstance(obj, torch.nn.Module):
-        return write_state(path, _model_state(obj), kind="model")
+        return write_state(path, model_state(obj), kind="model")
     raise ValueError(
         "`obj` must be a torch.nn.Module (e.g. a pvae model) or pyro.get_param_store(), "
         f"got {type(obj).__name__}. Training checkpoints are written by "
@@ -317,8 +265,15 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     )
 
 
-def _model_state(model: torch.nn.Module) -> dict[str, Any]:
-    """The stored form of a module: class name, JSON config (if any) and state_dict."""
+def model_state(model: torch.nn.Module) -> dict[str, Any]:
+    """The stored form of a module: class name, JSON config (if any) and state_dict.
+
+    Examples
+    --------
+    >>> state = model_state(torch.nn.Linear(2, 1))
+    >>> state["class"], state["custom"], sorted(state["state_dict"])
+    ('Linear', True, ['bias', 'weight'])
+    """
     config = getattr(model, "config", None)
     if config is not None:
         config = dict(config)
@@ -332,8 +287,16 @@ def _model_state(model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-def _load_model_state(state: dict[str, Any], model: torch.nn.Module | None) -> torch.nn.Module:
-    """Rebuild (or fill ``model``) from :func:`_model_state` output."""
+def load_model_state(state: dict[str, Any], model: torch.nn.Module | None) -> torch.nn.Module:
+    """Rebuild (or fill ``model``) from :func:`model_state` output.
+
+    Examples
+    --------
+    >>> net = torch.nn.Linear(2, 1)
+    >>> twin = load_model_state(model_state(net), torch.nn.Linear(2, 1))
+    >>> bool(torch.equal(twin.weight, net.weight))
+    True
+    """
     if model is None:
         if state["custom"]:
             raise ValueError(
@@ -393,13 +356,13 @@ def load(path: str | os.PathLike, *, model: torch.nn.Module | None = None) -> An
     """
     kind, state = read_state(path)
     if kind == "model":
-        return _load_model_state(state, model)
+        return load_model_state(state, model)
     if kind == "param_store":
-        _restore_param_store(state)
+        restore_param_store(state)
         return pyro.get_param_store()
     if kind == "fit":
-        _restore_param_store(state["param_store"])
+        restore_param_store(state["param_store"])
         if state["model"] is not None:
-            return _load_model_state(state["model"], model)
+            return load_model_state(state["model"], model)
         return pyro.get_param_store()
     raise ValueError(f"`path` holds a checkpoint of unknown kind {kind!r}.")

@@ -30,7 +30,9 @@ def test_pyro_loss_is_exactly_the_summed_squared_error():
     expected = ((x - ae.reconstruct(x)) ** 2).sum().item()
     assert loss == pytest.approx(expected, abs=1e-9)
     t = ae.elbo_terms(x)
-    assert -(t.reconstruction - ae.beta * t.kl).sum().item() == pytest.approx(expected, abs=1e-9)
+    assert -(t.reconstruction - ae.beta * t.kl_prior).sum().item() == pytest.approx(
+        expected, abs=1e-9
+    )
 
 
 def test_svi_training_lowers_the_squared_error_and_gradients_reach_every_parameter():
@@ -44,6 +46,15 @@ def test_svi_training_lowers_the_squared_error_and_gradients_reach_every_paramet
     losses = [svi.step(x) for _ in range(200)]
     assert losses[-1] < 0.5 * losses[0]
     assert losses[-1] == pytest.approx(ae.reconstruction_error(x).sum().item(), rel=0.05)
+
+
+def test_seed_fixes_the_initial_weights_and_leaves_the_rng_alone():
+    before = torch.get_rng_state()
+    a, b = Autoencoder(4, 2, hidden=(3,), seed=0), Autoencoder(4, 2, hidden=(3,), seed=0)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    c = Autoencoder(4, 2, hidden=(3,), seed=1)
+    assert not torch.equal(a.encoder.linears[0].weight, c.encoder.linears[0].weight)
 
 
 def test_attributes_config_and_sample():
@@ -77,9 +88,17 @@ def test_bad_input_is_refused(x, match):
 
 
 def test_bad_arguments_are_refused():
-    with pytest.raises(ValueError, match=r"`code_dim` must be a positive integer \(>= 1\), got 0"):
+    with pytest.raises(ValueError, match=r"`code_dim` must be a positive integer, got 0"):
         Autoencoder(3, 0)
+    with pytest.raises(ValueError, match=r"`code_dim` must be a positive integer, got True"):
+        Autoencoder(3, True)
     with pytest.raises(ValueError, match="`activation` must be one of"):
         Autoencoder(3, 2, activation="step")
+    with pytest.raises(ValueError, match="`output_activation` must be one of"):
+        Autoencoder(3, 2, output_activation="step")
+    with pytest.raises(ValueError, match="`seed` must be None or a non-negative integer"):
+        Autoencoder(3, 2, seed=-1)
+    with pytest.raises(ValueError, match=r"`n` must be a positive integer, got 2.5"):
+        Autoencoder(3, 2).sample(2.5)
     with pytest.raises(ValueError, match=r"`h` must have shape \[N, 2\]"):
         Autoencoder(3, 2).decode(torch.zeros(2, 3))

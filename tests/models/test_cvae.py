@@ -20,7 +20,7 @@ def test_shapes_with_integer_and_one_hot_labels(net, x_dim, kw):
     a = cvae.elbo_terms(x, y)
     pyro.set_rng_seed(1)
     b = cvae.elbo_terms(x, onehot)
-    assert isinstance(a, ELBOTerms) and a.kl.shape == (5,)
+    assert isinstance(a, ELBOTerms) and a.kl_prior.shape == (5,)
     torch.testing.assert_close(a.reconstruction, b.reconstruction)
     tr = pyro.poutine.trace(cvae.model).get_trace(x, y)
     assert tr.nodes["z"]["value"].shape == (5, 2)
@@ -85,10 +85,46 @@ def test_bad_labels_are_refused(y, match):
 
 
 def test_bad_num_classes():
-    with pytest.raises(
-        ValueError, match=r"`num_classes` must be a positive integer \(>= 1\), got 0"
-    ):
-        ConditionalVAE(2, 1, num_classes=0)
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match=r"`num_classes` must be a positive integer, got"):
+            ConditionalVAE(2, 1, num_classes=bad)
+
+
+def test_seed_fixes_the_initial_weights_and_leaves_the_rng_alone():
+    before = torch.get_rng_state()
+    a = ConditionalVAE(4, 2, num_classes=3, hidden=(3,), seed=5)
+    b = MODELS["ConditionalVAE"](**json.loads(json.dumps(a.config)))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    c = ConditionalVAE(4, 2, num_classes=3, hidden=(3,), seed=6)
+    assert not torch.equal(a.decoder.mlp.linears[0].weight, c.decoder.mlp.linears[0].weight)
+
+
+@pytest.mark.parametrize("beta", [0.0, 4.0])
+def test_beta_scales_only_the_latent_sites(beta):
+    cvae = ConditionalVAE(3, 2, num_classes=2, hidden=(), beta=beta, seed=0)
+    x, y = torch.bernoulli(torch.rand(4, 3)), torch.tensor([0, 1, 1, 0])
+    guide_tr = pyro.poutine.trace(cvae.guide).get_trace(x, y)
+    model_tr = pyro.poutine.trace(pyro.poutine.replay(cvae.model, trace=guide_tr)).get_trace(x, y)
+    model_tr.compute_log_prob()
+    guide_tr.compute_log_prob()
+    for tr in (model_tr, guide_tr):
+        assert tr.nodes["z"]["scale"] == beta and tr.nodes["z"]["mask"] is None
+        torch.testing.assert_close(
+            tr.nodes["z"]["log_prob"], beta * tr.nodes["z"]["unscaled_log_prob"]
+        )
+    assert model_tr.nodes["x"]["scale"] == 1.0
+    # Trace_ELBO's single-sample loss is -(log p(x|z) + beta (log p(z) - log q(z|x)))
+    pyro.set_rng_seed(4)
+    loss = Trace_ELBO().loss(cvae.model, cvae.guide, x, y)
+    pyro.set_rng_seed(4)  # the same draw of z, traced by hand
+    guide_tr = pyro.poutine.trace(cvae.guide).get_trace(x, y)
+    model_tr = pyro.poutine.trace(pyro.poutine.replay(cvae.model, trace=guide_tr)).get_trace(x, y)
+    model_tr.compute_log_prob()
+    guide_tr.compute_log_prob()
+    z_term = model_tr.nodes["z"]["unscaled_log_prob"] - guide_tr.nodes["z"]["unscaled_log_prob"]
+    expected = -(model_tr.nodes["x"]["unscaled_log_prob"] + beta * z_term).sum().item()
+    assert loss == pytest.approx(expected, abs=1e-5)
 
 
 def test_conv_cvae_broadcasts_over_a_particle_plate():

@@ -2,7 +2,8 @@
 
 The multi-process tests start real process groups on 127.0.0.1 with gloo: through
 ``torchrun --standalone`` (as users launch), or as two plain processes when the test needs
-to kill one. This file is also the workers' script: ``python tests/test_distributed.py``.
+to kill one; they are the second tier (``@pytest.mark.slow``, ``make test-slow``). This
+file is also the workers' script: ``python tests/training/test_distributed.py``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pvae.training.distributed import (
     shard_indices,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH_TIMEOUT = 120  # seconds: bounds every multi-process test, start-up included
 DEATH_NOTICED_WITHIN = 60  # seconds from a rank's death to the others' exit
 
@@ -136,6 +137,14 @@ def test_shard_batches_refuses_other_containers():
 
 
 # ----------------------------------------------------------------------------- context
+
+
+def test_the_names_of_0_1_still_import_from_the_package():
+    import pvae.training.distributed as distributed
+
+    for name in distributed.__all__:
+        assert getattr(distributed, name) is not None
+    assert distributed.DEFAULT_TIMEOUT == 120.0
 
 
 def test_single_process_context_and_no_op_collectives(monkeypatch):
@@ -289,7 +298,7 @@ def _fit_linear_vae(batch_size, out=None, rank=0):
         checkpoint_dir=None if out is None else Path(out) / f"checkpoints{rank}",
     )
     test = evaluate(vae, x_test, num_particles=200, seed=0)
-    return result.params, test.elbo, test.log_likelihood, result.history
+    return result.params, test.elbo, test.log_evidence, result.history
 
 
 @pytest.fixture(scope="module")
@@ -300,6 +309,7 @@ def two_ranks(tmp_path_factory):
     return out, logs
 
 
+@pytest.mark.slow
 def test_two_ranks_take_the_same_steps_as_one_process_with_the_global_batch(two_ranks):
     """Deterministic MAP loss: 2 ranks x batch 4 must equal 1 process x batch 8 (float64)."""
     out, _ = two_ranks
@@ -312,6 +322,7 @@ def test_two_ranks_take_the_same_steps_as_one_process_with_the_global_batch(two_
     assert not torch.allclose(single["w0_loc"], single["w1_loc"], atol=0.1)  # it trained
 
 
+@pytest.mark.slow
 def test_fit_on_two_ranks_matches_one_process_with_the_global_batch(two_ranks):
     """pvae.fit under torchrun: identical replicas, and test log p(x) within 0.05 nats.
 
@@ -323,8 +334,8 @@ def test_fit_on_two_ranks_matches_one_process_with_the_global_batch(two_ranks):
     for name in ranks[0]:
         assert torch.equal(ranks[0][name], ranks[1][name]), name
     metrics = json.loads((out / "fit_metrics.json").read_text())
-    _, elbo, log_likelihood, history = _fit_linear_vae(batch_size=64)
-    assert abs(metrics["log_likelihood"] - log_likelihood) < 0.05
+    _, elbo, log_evidence, history = _fit_linear_vae(batch_size=64)
+    assert abs(metrics["log_evidence"] - log_evidence) < 0.05
     assert abs(metrics["elbo"] - elbo) < 0.05
     assert len(metrics["history"]) == len(history) == 20
     assert abs(metrics["history"][-1]["train_elbo"] - history[-1]["train_elbo"]) < 0.05
@@ -334,12 +345,14 @@ def test_fit_on_two_ranks_matches_one_process_with_the_global_batch(two_ranks):
     assert "fit: 100%" in logs[0] and "fit:" not in logs[1]
 
 
+@pytest.mark.slow
 def test_metrics_are_summed_and_averaged_over_ranks(two_ranks):
     out, _ = two_ranks
     for rank in range(2):
         assert json.loads((out / f"sums{rank}.json").read_text()) == [[3.0, 20.0], [1.5]]
 
 
+@pytest.mark.slow
 def test_ranks_with_different_parameters_all_fail_clearly(two_ranks):
     out, _ = two_ranks
     for rank in range(2):
@@ -347,6 +360,7 @@ def test_ranks_with_different_parameters_all_fail_clearly(two_ranks):
         assert message.startswith(f"ranks hold different parameters (rank {rank} has 1: w:(")
 
 
+@pytest.mark.slow
 def test_a_dead_rank_stops_the_others_with_a_clear_error(tmp_path):
     """Rank 1 exits mid-training; rank 0 must fail within 60 s (not hang) and say why.
 
@@ -416,10 +430,10 @@ def _main(argv: list[str]) -> None:
     params = _reference_map_loop(context, batch_size=4, epochs=4, die_at_step=die)
     torch.save(params, Path(args.out) / f"map{context.rank}.pt")
     if args.mode == "train":
-        params, elbo, log_likelihood, history = _fit_linear_vae(32, args.out, context.rank)
+        params, elbo, log_evidence, history = _fit_linear_vae(32, args.out, context.rank)
         torch.save(params, Path(args.out) / f"fit{context.rank}.pt")
         if context.is_main:
-            metrics = {"elbo": elbo, "log_likelihood": log_likelihood, "history": history}
+            metrics = {"elbo": elbo, "log_evidence": log_evidence, "history": history}
             (Path(args.out) / "fit_metrics.json").write_text(json.dumps(metrics))
         sums = [all_reduce_sum([context.rank + 1, 10.0]), all_reduce_mean([context.rank + 1])]
         (Path(args.out) / f"sums{context.rank}.json").write_text(json.dumps(sums))

@@ -1,0 +1,174 @@
+r"""Binary pixels for binary likelihoods, and checks that data suit a likelihood.
+
+Binary likelihoods need binary pixels: *static* binarization draws one Bernoulli sample per
+pixel once, with a fixed seed (Salakhutdinov & Murray, 2008); *dynamic* binarization draws a
+fresh one for every minibatch (:class:`DynamicBinarized`), which acts as data augmentation.
+:func:`check_support` says whether data suit a likelihood: grey-scale images under a
+Bernoulli likelihood are the classic mistake (the ELBO is then not a bound on anything).
+
+References
+----------
+1. Salakhutdinov, R. and Murray, I. (2008). On the quantitative analysis of deep belief
+   networks. ICML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from pvae.data.batches import as_tensor
+
+__all__ = ["DynamicBinarized", "binarize", "check_support", "unit_interval"]
+
+
+def unit_interval(x: Any, name: str) -> torch.Tensor:
+    """``x`` as a tensor of probabilities in :math:`[0, 1]`, or a ``ValueError`` naming ``name``.
+
+    Examples
+    --------
+    >>> unit_interval([0.0, 0.5], "x").tolist()
+    [0.0, 0.5]
+    """
+    x = as_tensor(x, name=name)
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"`{name}` must hold probabilities in [0, 1] to be binarized, got values in "
+            f"[{float(x.min()):.4g}, {float(x.max()):.4g}]. Rescale it first (e.g. x / 255)."
+        )
+    return x
+
+
+def binarize(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Draw binary pixels :math:`b \sim \mathrm{Bernoulli}(x)`, one draw per entry.
+
+    Used once with a fixed seed this is *static* binarization; applied to every minibatch
+    afresh it is *dynamic* binarization (:class:`DynamicBinarized`).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Intensities in :math:`[0, 1]`, read as probabilities of a pixel being on.
+    generator : torch.Generator, optional
+        Random source (default: torch's global generator).
+
+    Returns
+    -------
+    torch.Tensor
+        Zeros and ones, same shape and dtype as ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has values outside :math:`[0, 1]`.
+
+    Examples
+    --------
+    >>> binarize(torch.tensor([0.0, 1.0, 1.0])).tolist()
+    [0.0, 1.0, 1.0]
+    """
+    return torch.bernoulli(unit_interval(x, "x"), generator=generator)
+
+
+class DynamicBinarized(Dataset):
+    """A Dataset that draws fresh binary pixels every time an example is read.
+
+    Pass it to :func:`pvae.fit` (through :func:`~pvae.data.as_batches`, which wraps a
+    Dataset in a DataLoader): each minibatch is one vectorised Bernoulli draw from the
+    grey-scale intensities, so every epoch sees a new binarization (dynamic binarization).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Intensities in :math:`[0, 1]`, shape ``(N, D)``.
+    y : torch.Tensor, optional
+        Labels, shape ``(N,)``; when given, items are ``(x, y)`` pairs.
+
+    Examples
+    --------
+    >>> from pvae.data import as_batches
+    >>> ds = DynamicBinarized(torch.full((4, 3), 0.5))
+    >>> len(ds), sorted(set(ds[0][0].tolist())) <= [0.0, 1.0]
+    (4, True)
+    >>> [tuple(b[0].shape) for b in as_batches(ds, batch_size=3)]
+    [(3, 3), (1, 3)]
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        x = unit_interval(x, "x")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"`y` must have {len(x)} labels, one per row of `x`, got {len(y)}.")
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, ...]]:
+        # DataLoader calls this once per batch: one Bernoulli draw for the whole batch.
+        xb = torch.bernoulli(self.x[list(indices)])
+        if self.y is None:
+            return [(row,) for row in xb]
+        return list(zip(xb, self.y[list(indices)], strict=True))
+
+
+def check_support(data: Any, likelihood: str, *, name: str = "data") -> None:
+    """Check that data lie where a likelihood puts its mass.
+
+    ``"bernoulli"`` needs zeros and ones, ``"continuous_bernoulli"`` needs values in
+    :math:`[0, 1]`, ``"gaussian"`` needs finite values.
+
+    Parameters
+    ----------
+    data : torch.Tensor or numpy.ndarray
+        The observations.
+    likelihood : str
+        ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``.
+    name : str
+        Argument name used in the error message.
+
+    Raises
+    ------
+    ValueError
+        If a value is outside the support, naming how many and the fix.
+
+    Examples
+    --------
+    >>> check_support(torch.tensor([0.0, 1.0]), "bernoulli")
+    >>> check_support(torch.tensor([0.5]), "bernoulli")
+    Traceback (most recent call last):
+    ...
+    ValueError: `data` must be binary (0 or 1) for likelihood='bernoulli', ...
+    """
+    x = as_tensor(data, name=name)
+    if likelihood == "bernoulli":
+        bad = int(((x != 0) & (x != 1)).sum())
+        if bad:
+            raise ValueError(
+                f"`{name}` must be binary (0 or 1) for likelihood='bernoulli', got {bad} "
+                f"value(s) that are not, in [{float(x.min()):.4g}, {float(x.max()):.4g}]. "
+                "Binarize it (binarize='static' or 'dynamic'), or use "
+                "likelihood='continuous_bernoulli' for intensities in [0, 1]."
+            )
+    elif likelihood == "continuous_bernoulli":
+        bad = int(((x < 0) | (x > 1)).sum())
+        if bad:
+            raise ValueError(
+                f"`{name}` must lie in [0, 1] for likelihood='continuous_bernoulli', got {bad} "
+                f"value(s) outside, in [{float(x.min()):.4g}, {float(x.max()):.4g}]. "
+                "Rescale it (e.g. x / 255), or use likelihood='gaussian'."
+            )
+    elif likelihood == "gaussian":
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"`{name}` must be finite for likelihood='gaussian', got {bad} inf.")
+    else:
+        raise ValueError(
+            "`likelihood` must be 'bernoulli', 'continuous_bernoulli' or 'gaussian', "
+            f"got {likelihood!r}."
+        )

@@ -1,0 +1,207 @@
+r"""ELBO estimators for training: pvae's analytic fast path as a :class:`pyro.infer.ELBO`.
+
+:class:`AnalyticELBO` estimates the negative ELBO of a pvae model from its closed-form
+terms (:class:`~pvae.models.protocol.HasELBOTerms`): one reparameterised draw
+:math:`z \sim q(z \mid x)` per example for the reconstruction term and the analytic
+:math:`\mathrm{KL}(q(z \mid x) \,\|\, p(z))`,
+
+.. math::
+
+    \mathcal{L}(x) = -\sum_{n} \Big(\log p(x_n \mid z_n)
+        - \beta\, \mathrm{KL}\big(q(z \mid x_n) \,\|\, p(z)\big)\Big),
+
+the same estimator as :class:`~pyro.infer.TraceMeanField_ELBO` with one particle, without
+Pyro's tracing. It is an ELBO like Pyro's own, so ``pyro.infer.SVI`` takes it too::
+
+    svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), AnalyticELBO())
+
+:func:`make_elbo` turns the names :func:`pvae.fit` accepts (``"trace"``, ``"meanfield"``,
+``"jit"``, ``"analytic"``) into estimators.
+
+References
+----------
+1. Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
+2. Higgins, I. et al. (2017). beta-VAE: Learning basic visual concepts with a constrained
+   variational framework. ICLR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.poutine.runtime import am_i_wrapped
+
+from pvae._checks import one_of, positive_int
+from pvae.models.protocol import HasELBOTerms
+
+__all__ = ["ELBO_NAMES", "AnalyticELBO", "kl_prior", "make_elbo", "uses_fixed_shapes"]
+
+#: The estimator names :func:`make_elbo` (and :func:`pvae.fit`'s ``elbo=``) accept.
+ELBO_NAMES = ("trace", "meanfield", "jit", "analytic")
+
+
+def kl_prior(terms: Any) -> torch.Tensor:
+    r"""The :math:`\mathrm{KL}(q \,\|\, p(z))` of an ``elbo_terms`` record, per example.
+
+    Reads ``terms.kl_prior`` (the name of the quantity), or ``terms.kl`` on records that do
+    not have it yet.
+
+    Examples
+    --------
+    >>> from pvae.models import VAE
+    >>> kl_prior(VAE(2, 1, hidden=()).elbo_terms(torch.ones(3, 2))).shape
+    torch.Size([3])
+    """
+    return terms.kl_prior if hasattr(type(terms), "kl_prior") else terms.kl
+
+
+def _owner(model: Callable, guide: Callable) -> Any:
+    """The pvae model behind the bound methods ``model`` and ``guide``."""
+    owner = model if isinstance(model, HasELBOTerms) else getattr(model, "__self__", None)
+    if not isinstance(owner, HasELBOTerms) or not isinstance(owner, torch.nn.Module):
+        raise ValueError(
+            "`AnalyticELBO` needs the `model` method of a torch.nn.Module with `elbo_terms` "
+            f"(pvae's VAE, ConditionalVAE, Autoencoder), got {model!r}. Use "
+            "pyro.infer.TraceMeanField_ELBO for other models."
+        )
+    if getattr(guide, "__self__", None) is not owner:
+        raise ValueError(
+            "`AnalyticELBO` computes the ELBO from the model's own encoder, so `guide` must "
+            f"be the same object's `guide` method, got {guide!r}. Use Trace_ELBO for "
+            "another guide."
+        )
+    return owner
+
+
+class AnalyticELBO(ELBO):
+    r"""The negative ELBO of a pvae model from its ``elbo_terms`` (see the module docstring).
+
+    ``loss_and_grads(vae.model, vae.guide, *data)`` returns the loss summed over the
+    examples (Pyro's convention) and leaves its gradients; under a Pyro param trace (as in
+    ``pyro.infer.SVI.step``) it also reports the model's parameters as param sites, so SVI
+    knows what to optimise. With ``beta != 1`` (:attr:`HasELBOTerms.beta`) it is the
+    :math:`\beta`-VAE objective.
+
+    Parameters
+    ----------
+    num_particles : int
+        Draws per example, averaged.
+
+    Examples
+    --------
+    >>> from pvae.models import VAE
+    >>> vae = VAE(x_dim=4, z_dim=2, hidden=(8,))
+    >>> x = torch.tensor([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    >>> svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-2}), AnalyticELBO())
+    >>> losses = [svi.step(x) for _ in range(50)]
+    >>> losses[-1] < losses[0]
+    True
+    """
+
+    def __init__(self, num_particles: int = 1) -> None:
+        super().__init__(num_particles=positive_int("num_particles", num_particles))
+
+    def _get_trace(self, model: Any, guide: Any, args: Any, kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "AnalyticELBO computes the ELBO from `elbo_terms`, without traces; use "
+            "Trace_ELBO for trace-based estimates."
+        )
+
+    def differentiable_loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any):
+        """The loss as a tensor, differentiable in every parameter of the model."""
+        owner = _owner(model, guide)
+        beta = float(owner.beta)
+        loss = None
+        for _ in range(self.num_particles):
+            terms = owner.elbo_terms(*args, **kwargs)
+            kl = kl_prior(terms)
+            particle = ((kl if beta == 1.0 else beta * kl) - terms.reconstruction).sum()
+            loss = particle if loss is None else loss + particle
+        return loss / self.num_particles if self.num_particles > 1 else loss
+
+    def loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> float:
+        """The loss as a float, without gradients."""
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any):
+        """The loss as a float; its gradients are added to the parameters' ``.grad``."""
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        if am_i_wrapped():  # someone traces the params (SVI.step, fit's first step)
+            _report_params(_owner(model, guide), model, args, kwargs)
+        return loss.item()
+
+
+def _report_params(owner: torch.nn.Module, model: Callable, args: Any, kwargs: Any) -> None:
+    """Emit a param site for every parameter of ``owner``, registering them first if new."""
+    ids = {id(p) for p in owner.parameters()}
+    store = pyro.get_param_store()
+    names = [name for name, p in store.named_parameters() if id(p) in ids]
+    if len(names) < len(ids):  # never run under Pyro: the model registers them (pyro.module)
+        with poutine.block(), torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model(*args, **kwargs)
+        names = [name for name, p in store.named_parameters() if id(p) in ids]
+    for name in names:
+        pyro.param(name)
+
+
+def make_elbo(elbo: str | ELBO, num_particles: int = 1) -> ELBO:
+    """The estimator for a name of :data:`ELBO_NAMES`, or ``elbo`` itself.
+
+    Parameters
+    ----------
+    elbo : str or pyro.infer.ELBO
+        ``"trace"`` (:class:`~pyro.infer.Trace_ELBO`), ``"meanfield"``
+        (:class:`~pyro.infer.TraceMeanField_ELBO`), ``"jit"``
+        (:class:`~pyro.infer.JitTrace_ELBO`), ``"analytic"`` (:class:`AnalyticELBO`), or
+        an ELBO instance, used as it is.
+    num_particles : int
+        Particles of a named estimator (an instance keeps its own).
+
+    Returns
+    -------
+    pyro.infer.ELBO
+
+    Raises
+    ------
+    ValueError
+        For other names, or ``num_particles`` given with an instance.
+
+    Examples
+    --------
+    >>> type(make_elbo("meanfield", num_particles=4)).__name__, make_elbo("trace").num_particles
+    ('TraceMeanField_ELBO', 1)
+    """
+    num_particles = positive_int("num_particles", num_particles)
+    if isinstance(elbo, ELBO):
+        if num_particles != 1:
+            raise ValueError(
+                f"`num_particles`={num_particles} cannot be applied to the ELBO instance "
+                f"{type(elbo).__name__}, which has its own ({elbo.num_particles}). Build it "
+                "with `num_particles=` instead, and leave fit's `num_particles` at 1."
+            )
+        return elbo
+    one_of("elbo", elbo, ELBO_NAMES)
+    if elbo == "analytic":
+        return AnalyticELBO(num_particles)
+    if elbo == "jit":
+        return JitTrace_ELBO(num_particles=num_particles, ignore_jit_warnings=True)
+    estimator = Trace_ELBO if elbo == "trace" else TraceMeanField_ELBO
+    return estimator(num_particles=num_particles)
+
+
+def uses_fixed_shapes(elbo: ELBO) -> bool:
+    """True for Pyro's JIT estimators: a traced graph has fixed shapes (no ragged batches).
+
+    Examples
+    --------
+    >>> uses_fixed_shapes(make_elbo("jit")), uses_fixed_shapes(make_elbo("trace"))
+    (True, False)
+    """
+    return type(elbo).__name__.startswith("Jit")

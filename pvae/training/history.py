@@ -1,0 +1,104 @@
+r"""The rows of a :func:`pvae.fit` history: one dict per epoch, with symmetric key names.
+
+Keys come in pairs, ``train_*`` and ``val_*``, for the same quantity on the training and
+the validation data:
+
+=========================================  ===============================================
+key                                        meaning (nats per example, positive sense)
+=========================================  ===============================================
+``train_elbo``, ``val_elbo``               the model's ELBO (:math:`\beta = 1`)
+``train_reconstruction``,                  :math:`\mathbb{E}_q \log p(x \mid z)`
+``val_reconstruction``
+``train_kl_prior``, ``val_kl_prior``       :math:`\mathrm{KL}(q(z \mid x) \,\|\, p(z))`
+``train_objective``                        the trained objective, where it differs from
+                                           the ELBO (a :math:`\beta`-VAE, KL annealing,
+                                           ``poutine.scale``)
+``train_loss``, ``val_loss``               squared error, for models trained on it
+=========================================  ===============================================
+
+plus ``epoch``, ``lr`` and ``beta`` (when scheduled or not 1) and ``seconds``.
+
+The key names of pvae 0.1 (:data:`DEPRECATED_KEYS`: ``reconstruction``, ``kl``, ``val_kl``)
+still read, with a :class:`DeprecationWarning`, until pvae 0.3.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["DEPRECATED_KEYS", "HistoryRow"]
+
+#: History keys of pvae 0.1 -> their names since 0.2 (the old ones read until 0.3).
+DEPRECATED_KEYS = {
+    "reconstruction": "train_reconstruction",
+    "kl": "train_kl_prior",
+    "val_kl": "val_kl_prior",
+}
+
+
+def _alias(row: dict, key: Any) -> str | None:
+    """The new name of a deprecated ``key`` present in ``row`` (warning), else ``None``."""
+    new = DEPRECATED_KEYS.get(key) if isinstance(key, str) else None
+    if new is None or not dict.__contains__(row, new):
+        return None
+    warnings.warn(
+        f"the history key {key!r} is deprecated since pvae 0.2 and goes away in 0.3; use {new!r}.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return new
+
+
+class HistoryRow(dict):
+    """One epoch of a fit history: a plain ``dict`` that also answers the 0.1 key names.
+
+    Iteration, ``keys()``, JSON and equality see only the current names; reading an old
+    name (``row["kl"]``, ``row.get("kl")``, ``"kl" in row``) returns the current value
+    with a :class:`DeprecationWarning`.
+
+    Examples
+    --------
+    >>> row = HistoryRow(epoch=1, train_elbo=-3.5, train_kl_prior=1.25)
+    >>> sorted(row)
+    ['epoch', 'train_elbo', 'train_kl_prior']
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     old = row["kl"]
+    >>> old, caught[0].category.__name__
+    (1.25, 'DeprecationWarning')
+    """
+
+    def __missing__(self, key: Any) -> Any:
+        new = _alias(self, key)
+        if new is None:
+            raise KeyError(key)
+        return dict.__getitem__(self, new)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        new = _alias(self, key)
+        return default if new is None else dict.__getitem__(self, new)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or _alias(self, key) is not None
+
+    def copy(self) -> HistoryRow:
+        return HistoryRow(self)
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> HistoryRow:
+        """A row with old key names renamed (a checkpoint written by pvae 0.1).
+
+        Examples
+        --------
+        >>> HistoryRow.from_dict({"epoch": 1, "kl": 2.0, "val_kl": 3.0})
+        {'epoch': 1, 'train_kl_prior': 2.0, 'val_kl_prior': 3.0}
+        """
+        return cls({DEPRECATED_KEYS.get(k, k): v for k, v in row.items()})
+
+    def __reduce__(self) -> tuple:
+        return (HistoryRow, (dict(self),))
