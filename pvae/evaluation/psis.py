@@ -51,8 +51,12 @@ def _gpd_shape(w: np.ndarray) -> np.ndarray:
     grid = 1.0 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))
     b = grid / (3.0 * w[:, int(n / 4 + 0.5) - 1 : int(n / 4 + 0.5)]) + 1.0 / w[:, -1:]  # (R, m)
     k = np.log1p(-b[:, :, None] * w[:, None, :]).mean(-1)  # (R, m)
-    profile = n * (np.log(-b / k) - k - 1.0)
-    weights = 1.0 / np.exp(profile[:, None, :] - profile[:, :, None]).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # b = k = 0: a tail of ties
+        profile = n * (np.log(-b / k) - k - 1.0)
+    profile = np.where(np.isnan(profile), -np.inf, profile)  # such a grid point weighs 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        weights = 1.0 / np.exp(profile[:, None, :] - profile[:, :, None]).sum(-1)
+    weights = np.nan_to_num(weights, nan=0.0)
     weights = np.where(weights >= 10 * np.finfo(float).eps, weights, 0.0)
     b_post = (b * weights).sum(-1) / weights.sum(-1)
     k_post = np.log1p(-b_post[:, None] * w).mean(-1)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from pvae import _traces
 from pvae.exact import enumerate_posterior
 from pvae.models.protocol import PvaeModel, model_and_guide
 from pvae.vi.decomposition import (
@@ -216,8 +217,8 @@ def compare(
             "`compare` needs the model to score the guide, got an exact posterior without "
             "`.model`. Pass `model=` or pass the model itself as `exact`."
         )
-    if exact is None:
-        exact = enumerate_posterior(model, *args, **kwargs)
+    if exact is None:  # the model's own posterior: a beta or subsample weight is not in it
+        exact = enumerate_posterior(_traces.unscaled(model), *args, **kwargs)
     with torch.no_grad():
         e = enumerate_guide(model, guide, *args, **kwargs)
     n = e.num_examples if e.per_example else 1
