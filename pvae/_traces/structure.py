@@ -24,6 +24,7 @@ __all__ = [
     "inspect",
     "max_plate_nesting",
     "plates_of",
+    "refuse_subsampling",
     "sample_sites",
 ]
 
@@ -71,16 +72,22 @@ def sample_sites(trace):
         if site["type"] != "sample" or site["infer"].get("_deterministic"):
             continue
         if site_is_subsample(site):
-            fn = site["fn"]
-            if len(site["value"]) < fn.size:
-                raise ValueError(
-                    f"plate {name!r} subsamples {len(site['value'])} of its {fn.size} items, "
-                    "so every call would score different data. Run the model on the full "
-                    f"plate (`pyro.plate({name!r}, {fn.size})`, no `subsample_size`); "
-                    "subsampling is for training."
-                )
             continue
         yield name, site
+
+
+def refuse_subsampling(trace) -> None:
+    """Raise if a plate of ``trace`` ran on a subsample of its items."""
+    for name, site in trace.nodes.items():
+        if site["type"] == "sample" and site_is_subsample(site):
+            size = site["fn"].size
+            if len(site["value"]) < size:
+                raise ValueError(
+                    f"plate {name!r} subsamples {len(site['value'])} of its {size} items, "
+                    "so every call would score different data. Run the model on the full "
+                    f"plate (`pyro.plate({name!r}, {size})`, no `subsample_size`); "
+                    "subsampling is for training."
+                )
 
 
 def max_plate_nesting(*traces) -> int:
@@ -140,6 +147,8 @@ def inspect(
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
             *args, **kwargs
         )
+    refuse_subsampling(guide_trace)
+    refuse_subsampling(model_trace)
     guide_sites = dict(sample_sites(guide_trace))
     model_sites = dict(sample_sites(model_trace))
     auxiliary = [n for n, s in guide_sites.items() if s["infer"].get("is_auxiliary")]

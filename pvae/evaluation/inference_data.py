@@ -38,6 +38,7 @@ from pyro.infer import infer_discrete
 from pyro.poutine.util import site_is_subsample
 
 from pvae import _checks, _traces
+from pvae.exact.sites import unmask_latents
 
 __all__ = ["to_inference_data"]
 
@@ -153,8 +154,9 @@ def _run(model, guide, args, kwargs, sites: _Sites, structure, start, num, vecto
     replayed = poutine.replay(model, trace=guide_trace)
     if structure.enumerated:  # their exact conditional posterior given the guide's draw
         marked = frozenset(structure.enumerated)
-        config = poutine.infer_config(
-            replayed, lambda s: {"enumerate": "parallel"} if s["name"] in marked else {}
+        config = poutine.infer_config(  # own factors unmasked, as the weights have them
+            unmask_latents(replayed, marked),
+            lambda s: {"enumerate": "parallel"} if s["name"] in marked else {},
         )
         first = dim - 1 if vectorized else dim
         replayed = infer_discrete(config, first_available_dim=first, temperature=1)

@@ -127,7 +127,16 @@ def _contract(tree: OrderedDict, sum_dims: set) -> torch.Tensor:
 
 
 def eliminate(model, args, kwargs, plain, latents, dtype, marginals: bool = True) -> Elimination:
-    """Sum every latent out; with ``marginals``, also each latent's posterior marginal."""
+    """Sum every latent out; with ``marginals``, also each latent's posterior marginal.
+
+    The marginals are gradients, so they are taken with autograd on even when the caller
+    runs under :func:`torch.no_grad`.
+    """
+    with torch.enable_grad():
+        return _eliminate(model, args, kwargs, plain, latents, dtype, marginals)
+
+
+def _eliminate(model, args, kwargs, plain, latents, dtype, marginals: bool) -> Elimination:
     trace, first_dim = _enumerated_trace(model, args, kwargs, plain, latents, dtype)
     tree, sum_dims, scale, free, free_unscaled = _factors(trace, latents)
     if marginals:
@@ -246,7 +255,8 @@ def check(result: Elimination, log_joint_at) -> str:
                 f"at the assignment {dict((k, v.tolist()) for k, v in assignment.items())} "
                 f"the enumerated run gives log p = {parallel:.6g} and a plain run "
                 f"{plain:.6g}: the model's Python code does not treat enumerated values as "
-                "a batch (control flow on sampled values, or a sum over all elements)"
+                "a batch (control flow on sampled values, or a sum over all elements); "
+                "method='sequential' (or 'auto') replays it once per joint assignment"
             )
     return ""
 

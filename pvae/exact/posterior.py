@@ -26,6 +26,7 @@ from pvae.exact.bayes import BayesTable
 from pvae.exact.sites import (
     default_dtype,
     label,
+    unmask_latents,
 )
 
 __all__ = ["ExactPosterior"]
@@ -77,6 +78,7 @@ class ExactPosterior:
     _args: tuple = ()
     _kwargs: dict = field(default_factory=dict)
     _dtype: torch.dtype = torch.float64
+    _cache: dict = field(default_factory=dict)
 
     @property
     def model(self) -> Callable | None:
@@ -156,8 +158,15 @@ class ExactPosterior:
         if self._table is not None:
             row = int(self._table.posterior.argmax())
             return dict(self._rows.values[row])
+        try:
+            return self._map_parallel()
+        except _DECODING_ERRORS:  # infer_discrete cannot decode it: use the joint table
+            rows, posterior = self._joint_rows()
+            return dict(rows.values[int(posterior.argmax())])
+
+    def _map_parallel(self) -> dict[str, torch.Tensor]:
         decoder = infer_discrete(
-            config_enumerate(self._model, default="parallel"),
+            config_enumerate(unmask_latents(self._model), default="parallel"),
             first_available_dim=self._elimination.first_dim,
             temperature=0,
         )
@@ -182,23 +191,32 @@ class ExactPosterior:
         """
         num_samples = _checks.positive_int("num_samples", num_samples, example=1000)
         if self._table is not None:
-            rows = torch.multinomial(self._table.posterior, num_samples, replacement=True)
-            out = {}
-            for name in self.sites:
-                vals = [self._rows.values[int(r)].get(name) for r in rows]
-                if any(v is None for v in vals):
-                    continue  # site absent on some branches: no fixed-shape tensor
-                out[name] = torch.stack(vals)
-            return out
-        return self._sample_vectorized(num_samples)
+            return _draw_rows(self._rows, self._table.posterior, self.sites, num_samples)
+        try:
+            return self._sample_vectorized(num_samples)
+        except _DECODING_ERRORS:  # infer_discrete cannot sample it: use the joint table
+            rows, posterior = self._joint_rows()
+            return _draw_rows(rows, posterior, self.sites, num_samples)
+
+    def _joint_rows(self):
+        """The sequential engine's joint table, built once when infer_discrete fails."""
+        if "rows" not in self._cache:
+            rows = sequential.replay_all(
+                self._model, self._args, self._kwargs, 20_000, self._dtype
+            )
+            joint = rows.log_prior + rows.log_likelihood
+            self._cache["rows"] = (rows, torch.softmax(joint, 0))
+        return self._cache["rows"]
 
     def _sample_vectorized(self, num_samples: int) -> dict[str, torch.Tensor]:
         """Forward-filter backward-sample all draws at once inside a plate of draws."""
         first_dim = self._elimination.first_dim
 
+        model = unmask_latents(self._model)
+
         def draws(*args, **kwargs):
             with pyro.plate("_num_samples", num_samples, dim=first_dim):
-                return self._model(*args, **kwargs)
+                return model(*args, **kwargs)
 
         sampler = infer_discrete(
             config_enumerate(draws, default="parallel"), first_available_dim=first_dim - 1
@@ -270,3 +288,19 @@ class ExactPosterior:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+#: What :func:`pyro.infer.infer_discrete` raises on a model it cannot decode (event-shaped
+#: enumerated values such as OneHotCategorical), while the marginals were fine.
+_DECODING_ERRORS = (ValueError, RuntimeError, NotImplementedError, IndexError)
+
+
+def _draw_rows(rows, posterior, sites, num_samples: int) -> dict[str, torch.Tensor]:
+    picks = torch.multinomial(posterior, num_samples, replacement=True)
+    out = {}
+    for name in sites:
+        vals = [rows.values[int(r)].get(name) for r in picks]
+        if any(v is None for v in vals):
+            continue  # site absent on some branches: no fixed-shape tensor
+        out[name] = torch.stack(vals)
+    return out

@@ -42,6 +42,7 @@ __all__ = [
     "latent_sites",
     "no_finite_support",
     "to_float64",
+    "unmask_latents",
     "watch_subsampling",
 ]
 
@@ -180,6 +181,29 @@ class RandomSubsample(Messenger):
                 f"Pass the items: `pyro.plate({name!r}, {full}, subsample=indices)` (scaled by "
                 f"{full}/len(indices), as TraceEnum_ELBO scales it), or use the full plate."
             )
+
+
+class _UnmaskLatents(Messenger):
+    """Drop the masks of latent sites (it must wrap the whole model, outside every mask)."""
+
+    def __init__(self, names=None) -> None:
+        super().__init__()
+        self.names = None if names is None else frozenset(names)
+
+    def _process_message(self, msg: dict) -> None:
+        if msg["type"] != "sample" or msg["is_observed"] or site_is_subsample(msg):
+            return
+        if self.names is None or msg["name"] in self.names:
+            msg["mask"] = None
+
+
+def unmask_latents(model: Callable, names=None) -> Callable:
+    """``model`` with the masks of its latent sites (or of ``names``) removed.
+
+    The convention gives an enumerated site's own factor no mask; Pyro's
+    :func:`~pyro.infer.infer_discrete` masks it, so MAP and posterior draws run on this.
+    """
+    return _UnmaskLatents(names)(model)
 
 
 def watch_subsampling(model: Callable) -> tuple[Callable, RandomSubsample]:

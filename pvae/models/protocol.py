@@ -77,12 +77,13 @@ def model_and_guide(model: Any, guide: Callable | None = None) -> tuple[Callable
     True
     """
     if guide is not None:
-        if not callable(model) or not callable(guide):
+        model_fn = model.model if isinstance(model, PvaeModel) else model  # a pvae model's own
+        if not callable(model_fn) or not callable(guide):
             raise ValueError(
                 "`model` and `guide` must be callables (a Pyro model and guide), got "
                 f"{type(model).__name__} and {type(guide).__name__}."
             )
-        return model, guide
+        return model_fn, guide
     if isinstance(model, PvaeModel) and callable(model.model) and callable(model.guide):
         return model.model, model.guide
     raise ValueError(

@@ -65,7 +65,8 @@ class Comparison:
         Joint :math:`\mathrm{KL}(q(z) \,\|\, p(z|x))`, equal to the ELBO gap.
     kl_pq : float or None
         Joint :math:`\mathrm{KL}(p(z|x) \,\|\, q(z))` over the guide's support, when the joint
-        factorizes over plate elements (``None`` otherwise).
+        factorizes over plate elements (``None`` otherwise). Masked latent elements count
+        for nothing, as in the ELBO: they carry no factor in :math:`p` or :math:`q`.
     log_evidence, elbo : float
         :math:`\log p(x)` (the model's own density: unscaled) and the guide's ELBO.
     elbo_gap : float
@@ -146,6 +147,7 @@ def _joint_kl_pq(e: GuideEnumeration) -> torch.Tensor | None:
     log_p, log_q = tables
     dims = e.enum_dims
     log_post = log_p - torch.logsumexp(log_p, dims, keepdim=True)
+    log_q = log_q - torch.logsumexp(log_q, dims, keepdim=True)  # masked elements: uniform
     return weighted(log_post.exp(), log_post - log_q).sum(dims)
 
 

@@ -183,7 +183,7 @@ class GuideEnumeration:
             return t
 
         log_p = sum(reduce(t) for t in self.terms["joint"])
-        log_q = sum(reduce(t) for t in self.terms["weights"])
+        log_q = sum(reduce(t) for t in self.terms["guide"])  # masked, as the ELBO has it
         shape = torch.broadcast_shapes(log_p.shape, log_q.shape)
         return log_p.expand(shape), log_q.expand(shape)
 

@@ -10,7 +10,7 @@ where the examples are independent given the guide, else the joint total, as the
 
 Corpus
 ------
-``corpus_discrete.py``, ``corpus_markov.py`` (listed in ``exact_cases.py``): 35 models whose
+``corpus_discrete.py``, ``corpus_markov.py`` (listed in ``exact_cases.py``): 36 models whose
 latents are all finite -- single Bernoulli (medical test), Python control flow on a sampled
 value, a Bayes net with Vindex CPTs, a Categorical grid prior (closed form), a Python list of
 0-d tensors in a sequential plate (SVI Part I data), ``pyro.deterministic``, Binomial and
@@ -19,7 +19,8 @@ site-level ``infer={"enumerate": "parallel"}``, global + local discrete latents,
 with a continuous likelihood, ``poutine.mask`` on a latent / on latent and observation / on an
 observation, ``obs_mask`` with Bernoulli and Categorical likelihoods, Python-bool masks
 (``mask=True`` / ``mask=False``), a common ``poutine.scale``, a scale on observations only, a
-beta-VAE-style scale on a discrete code in model and guide, an explicit ``subsample=`` plate,
+beta-VAE-style scale on a discrete code in model and guide, explicit ``subsample=`` plates
+(with a global outside: mixed scales, refused as TraceEnum_ELBO refuses; all inside),
 nested plates, nested plates with a broadcast mask and a scale, sibling plates at dim -1 with
 different sizes (the GMM tutorial's layout), two observed sites per example, ``pyro.param``
 CPTs, ``@config_enumerate`` with Vindex, a 10-point mixture (TraceEnum only), and HMMs with
@@ -28,7 +29,8 @@ regime, and ``poutine.mask(mask=include_prior)`` true and false. Guides: hand-wr
 mean-field guides (masked like the model where it masks) and AutoDiscreteParallel with fixed
 random probabilities; some leave latents to the model (TraceEnum_ELBO style).
 
-``corpus_continuous.py`` (listed in ``mc_cases.py``): 19 models with continuous latents --
+``corpus_gaussian.py`` and ``corpus_continuous.py`` (listed in ``mc_cases.py``): 19 cases with
+continuous latents --
 conjugate Normal-Normal with local latents (an exact amortized guide, AutoNormal, masked
 observations, a data plate not named "data" whose size is ``num_particles``,
 AutoMultivariateNormal packing every example), a continuous global (and its
@@ -44,7 +46,9 @@ lacks, a randomly subsampled plate, AutoDelta on a continuous latent, an unguide
 References (``references.py``, ``gaussian.py``, ``montecarlo.py``)
 --------------------------------------------------------------------
 - ``enumerate_posterior``: ``-TraceEnum_ELBO(max_plate_nesting).loss`` with an empty guide
-  (divided by the common scale, which Pyro puts outside the log-sum-exp),
+  for ``log_evidence`` (s log p(x) under a common scale s, which Pyro puts outside the
+  log-sum-exp) and that divided by s for ``unscaled_log_evidence``; refusals where
+  TraceEnum_ELBO refuses (one sum, different scales);
   ``TraceEnum_ELBO.compute_marginals``, ``infer_discrete`` (MAP), a brute-force sum over every
   joint assignment (control flow included), closed forms (medical test, grid coin).
 - ``elbo_decomposition`` and ``compare`` (discrete guides): the brute-force table scored

@@ -55,6 +55,9 @@ class ExactCase:
     parallel: bool = True
     #: A common poutine.scale around every site: TraceEnum_ELBO's loss is -scale * log p(x).
     scale: float | None = None
+    #: Sites summed together carry different scales: TraceEnum_ELBO (and pvae's
+    #: enumerate_posterior) refuse; the guide analyses still report unscaled numbers.
+    mixed_scale: bool = False
     guide: Callable | None = None
     guided: tuple[str, ...] = ()
     #: Size of the plate over the examples when reported numbers are per example.

@@ -301,6 +301,12 @@ def subsample_explicit(data):
         sample("x", dist.Bernoulli(0.1 + 0.8 * z), obs=data[idx])
 
 
+def subsample_common(data):
+    with plate("data", len(data), subsample=SUB_IDX) as idx:
+        z = sample("z", dist.Categorical(t([0.2, 0.5, 0.3])))
+        sample("x", dist.Bernoulli(t([0.1, 0.5, 0.9])[z]), obs=data[idx])
+
+
 NEST_X = t([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
 
 

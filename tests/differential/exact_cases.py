@@ -105,16 +105,20 @@ EXACT_CASES = [
     ExactCase(
         "scale_on_observations", ("poutine.scale on observations only",),
         d.scale_on_observations, (d.DATA5,), guide=_auto(d.scale_on_observations, (d.DATA5,), 43),
-        guided=("g", "z"),
+        guided=("g", "z"), mixed_scale=True,
     ),
     ExactCase(
         "beta_discrete", ("beta-VAE style poutine.scale on z in model and guide",),
         d.beta_discrete, (d.BETA_X,), guide=_fixed(d._beta_guide), guided=("z",), examples=4,
-        fast=True,
+        mixed_scale=True, fast=True,
     ),
     ExactCase(
         "subsample_explicit", ("plate with explicit subsample= indices",),
-        d.subsample_explicit, (d.SUB_DATA,), notes="subsample",
+        d.subsample_explicit, (d.SUB_DATA,), mixed_scale=True,
+    ),
+    ExactCase(
+        "subsample_common", ("explicit subsample= with every site in the plate (scale N/B)",),
+        d.subsample_common, (d.SUB_DATA,), scale=2.0,
     ),
     ExactCase(
         "nested_plates", ("nested plates at dims -2 and -1",), d.nested_plates, (d.NEST_X,),

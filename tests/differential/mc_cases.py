@@ -6,6 +6,7 @@ import torch
 from pyro.infer.autoguide import AutoLowRankMultivariateNormal
 
 from . import corpus_continuous as c
+from . import corpus_gaussian as cg
 from .cases import MCCase, t
 
 
@@ -14,9 +15,9 @@ def _fixed(guide):
 
 
 def _make_lowrank(data):
-    guide = AutoLowRankMultivariateNormal(c.ppca, rank=2)
+    guide = AutoLowRankMultivariateNormal(cg.ppca, rank=2)
     guide(data)
-    mean, cov = c.ppca_posterior(data)
+    mean, cov = cg.ppca_posterior(data)
     factor = t([[0.2, 0.0], [0.1, 0.1], [0.0, 0.2], [0.1, -0.1], [0.05, 0.1], [0.0, 0.1]])
     with torch.no_grad():
         guide.loc.copy_((mean + 0.1).reshape(-1))
@@ -25,65 +26,65 @@ def _make_lowrank(data):
     return guide
 
 
-X3 = c.X_PPCA[:3]
+X3 = cg.X_PPCA[:3]
 
 MC_CASES = [
     MCCase(
         "normal_local_exact", ("conjugate Normal-Normal", "local latents", "exact encoder"),
-        c.normal_local, _fixed(c.exact_local_guide), c.X_LOCAL, c.exact_local_ref, examples=5,
+        cg.normal_local, _fixed(cg.exact_local_guide), cg.X_LOCAL, cg.exact_local_ref, examples=5,
         exact_guide=True, fast=True,
     ),
     MCCase(
-        "normal_local_autonormal", ("AutoNormal over a local plate",), c.normal_local,
-        c.make_local_autonormal, c.X_LOCAL, c.autonormal_local_ref, examples=5, fast=True,
+        "normal_local_autonormal", ("AutoNormal over a local plate",), cg.normal_local,
+        cg.make_local_autonormal, cg.X_LOCAL, cg.autonormal_local_ref, examples=5, fast=True,
     ),
     MCCase(
-        "masked_obs_normal", ("poutine.mask on observations",), c.masked_obs_normal,
-        _fixed(c.masked_guide), c.X_LOCAL, c.masked_ref, examples=5, fast=True,
+        "masked_obs_normal", ("poutine.mask on observations",), cg.masked_obs_normal,
+        _fixed(cg.masked_guide), cg.X_LOCAL, cg.masked_ref, examples=5, fast=True,
     ),
     MCCase(
         "items_plate", ("data plate not named 'data'", "num_particles = plate size"),
-        c.normal_items, _fixed(c.exact_items_guide), c.X_TEN, c.exact_local_ref, examples=10,
+        cg.normal_items, _fixed(cg.exact_items_guide), cg.X_TEN, cg.exact_local_ref, examples=10,
         exact_guide=True, extra={"num_particles": 10},
     ),
     MCCase(
         "automvn_local", ("AutoMultivariateNormal packs every example: joint numbers",),
-        c.normal_local, c.make_local_mvn, c.X_LOCAL, c.local_joint_ref, exact_guide=True,
+        cg.normal_local, cg.make_local_mvn, cg.X_LOCAL, cg.local_joint_ref, exact_guide=True,
         fast=True,
     ),
     MCCase(
-        "normal_global", ("continuous global latent: joint numbers",), c.normal_global,
-        _fixed(c.global_guide), c.X_GLOBAL, c.global_ref, fast=True,
+        "normal_global", ("continuous global latent: joint numbers",), cg.normal_global,
+        _fixed(cg.global_guide), cg.X_GLOBAL, cg.global_ref, fast=True,
     ),
     MCCase(
         "bool_mask_global", ("poutine.mask(mask=True) on a global (HMM example)",),
-        c.bool_mask_global, _fixed(c.exact_global_guide), c.X_GLOBAL, c.exact_global_ref,
+        cg.bool_mask_global, _fixed(cg.exact_global_guide), cg.X_GLOBAL, cg.exact_global_ref,
         exact_guide=True, fast=True,
     ),
     MCCase(
         "z_sum_model", ("z.sum(): not safe to vectorize over particles", "AutoNormal"),
-        c.z_sum_model, c.make_z_sum_guide, c.X_SUM, c.z_sum_ref,
+        cg.z_sum_model, cg.make_z_sum_guide, cg.X_SUM, cg.z_sum_ref,
     ),
     MCCase(
-        "ppca_exact", ("PPCA closed form", "MultivariateNormal guide"), c.ppca,
-        _fixed(c.exact_ppca_guide), c.X_PPCA, c.exact_ppca_ref, examples=4, exact_guide=True,
+        "ppca_exact", ("PPCA closed form", "MultivariateNormal guide"), cg.ppca,
+        _fixed(cg.exact_ppca_guide), cg.X_PPCA, cg.exact_ppca_ref, examples=4, exact_guide=True,
     ),
     MCCase(
-        "beta_vae", ("beta-VAE: poutine.scale(beta) on z in model and guide",), c.beta_vae,
-        _fixed(c.beta_vae_guide), c.X_PPCA, c.exact_ppca_ref, examples=4, exact_guide=True,
+        "beta_vae", ("beta-VAE: poutine.scale(beta) on z in model and guide",), cg.beta_vae,
+        _fixed(cg.beta_vae_guide), cg.X_PPCA, cg.exact_ppca_ref, examples=4, exact_guide=True,
         fast=True,
     ),
     MCCase(
-        "ppca_autonormal", ("AutoNormal on PPCA (mean field)",), c.ppca, c.make_ppca_autonormal,
-        c.X_PPCA, c.ppca_autonormal_ref, examples=4,
+        "ppca_autonormal", ("AutoNormal on PPCA (mean field)",), cg.ppca, cg.make_ppca_autonormal,
+        cg.X_PPCA, cg.ppca_autonormal_ref, examples=4,
     ),
     MCCase(
-        "ppca_lowrank", ("AutoLowRankMultivariateNormal: joint numbers",), c.ppca,
-        _make_lowrank, X3, c.ppca_lowrank_ref,
+        "ppca_lowrank", ("AutoLowRankMultivariateNormal: joint numbers",), cg.ppca,
+        _make_lowrank, X3, cg.ppca_lowrank_ref,
     ),
     MCCase(
-        "dependent_scalars", ("two dependent scalar latents",), c.dependent_scalars,
-        _fixed(c.dependent_guide), t([1.3]), c.dependent_ref, nesting=0,
+        "dependent_scalars", ("two dependent scalar latents",), cg.dependent_scalars,
+        _fixed(cg.dependent_guide), t([1.3]), cg.dependent_ref, nesting=0,
     ),
     MCCase(
         "beta_bernoulli_exact", ("Beta-Bernoulli closed form (SVI Part I)",), c.beta_bernoulli,

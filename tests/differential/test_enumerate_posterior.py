@@ -1,8 +1,10 @@
 """pvae.enumerate_posterior against TraceEnum_ELBO, compute_marginals and brute force.
 
-log_evidence is the model's log p(x): masks inside the sum over latents, an enumerated
-site's own factor unmasked, no poutine.scale (a common scale s makes TraceEnum_ELBO's loss
--s log p(x)). Exact: 1e-9 in float64.
+As documented (docs/guide/conventions.md), ``log_evidence`` is ``-TraceEnum_ELBO.loss`` with
+an empty guide: masks inside the sum over latents, an enumerated site's own factor unmasked,
+one common scale s outside the sum (s log p(x)); ``unscaled_log_evidence`` is the model's
+log p(x); sites of one sum with different scales are refused, as TraceEnum_ELBO refuses
+them. Exact: 1e-9 in float64.
 """
 
 import math
@@ -17,12 +19,15 @@ import pvae
 
 from .cases import params, t
 from .exact_cases import BY_NAME, EXACT_CASES, brute
-from .references import traceenum_log_evidence, traceenum_marginals, unscaled
+from .references import traceenum_log_evidence, traceenum_marginals
 
 ATOL = 1e-9
-#: Sampling follows the engines' own convention: masked latents keep their own factor.
+#: Samples must follow the marginals' convention: a masked latent keeps its own factor.
 SLOW_SAMPLED = ["mixture", "hmm", "masked_points", "hmm_lengths", "obs_mask_bernoulli"]
-REGULAR = [c for c in EXACT_CASES if c.notes != "subsample"]
+REGULAR = [c for c in EXACT_CASES if not c.mixed_scale]
+MIXED = [c for c in EXACT_CASES if c.mixed_scale]
+#: The fast tier's cases for the costlier per-case tests.
+FEW = ("global_local", "masked_latent", "sibling_plates", "hmm")
 
 
 def posterior(case, method="auto"):
@@ -34,39 +39,42 @@ def _methods(case):
 
 
 def _with_methods(cases):
-    """Every engine; "auto" repeats one of the others, so it runs in the slow tier only."""
+    """Every engine; the fast tier runs the sequential one (parallel: TraceEnum tests)."""
     out = []
-    for p in params(cases):
+    for p in params(cases, fast=FEW + ("coin_control_flow", "obs_mask_bernoulli", "common_scale")):
         for method in _methods(p.values[0]):
-            marks = (pytest.mark.slow,) if method == "auto" else p.marks
+            # "auto" repeats another engine; "parallel" is also checked against TraceEnum
+            marks = (pytest.mark.slow,) if method != "sequential" else p.marks
             out.append(pytest.param(p.values[0], method, id=f"{p.id}-{method}", marks=marks))
     return out
 
 
 @pytest.mark.parametrize("case", params(REGULAR, lambda c: c.traceenum))
 def test_log_evidence_matches_traceenum(case):
-    ref = traceenum_log_evidence(
-        unscaled(case.model), case.args, case.kwargs, nesting=case.nesting
-    )
+    scale = case.scale or 1.0
+    ref = traceenum_log_evidence(case.model, case.args, case.kwargs, nesting=case.nesting)
     post = posterior(case)
     assert post.log_evidence == pytest.approx(ref, abs=ATOL)
+    assert post.unscaled_log_evidence == pytest.approx(ref / scale, abs=ATOL)
 
 
-@pytest.mark.parametrize("case", params(REGULAR, lambda c: c.scale is not None))
-def test_common_scale_is_not_in_the_log_evidence(case):
-    # TraceEnum_ELBO's loss of the scaled model is -scale * log p(x)
-    ref = traceenum_log_evidence(
-        case.model, case.args, case.kwargs, nesting=case.nesting, scale=case.scale
-    )
-    for method in ("parallel", "sequential"):
-        assert posterior(case, method).log_evidence == pytest.approx(ref, abs=ATOL), method
+@pytest.mark.parametrize("case", params(MIXED))
+@pytest.mark.parametrize("method", ["auto", "parallel", "sequential"])
+def test_mixed_scales_are_refused_as_traceenum_refuses_them(case, method):
+    with pytest.raises(ValueError, match="common poutine.scale"):
+        traceenum_log_evidence(case.model, case.args, case.kwargs, nesting=case.nesting)
+    with pytest.raises(ValueError, match="scale") as err:
+        posterior(case, method)
+    named = [n for n in brute(case).sites if f"'{n}'" in str(err.value)]
+    assert named, f"the message names none of the sites: {err.value}"
 
 
 @pytest.mark.parametrize(("case", "method"), _with_methods([c for c in REGULAR if c.brute]))
 def test_log_evidence_and_marginals_match_brute_force(case, method):
     bf = brute(case)
     post = posterior(case, method)
-    assert post.log_evidence == pytest.approx(bf.log_evidence, abs=ATOL)
+    assert post.unscaled_log_evidence == pytest.approx(bf.log_evidence, abs=ATOL)
+    assert post.log_evidence == pytest.approx((case.scale or 1.0) * bf.log_evidence, abs=ATOL)
     assert sorted(post.sites) == sorted(bf.sites)
     for site in bf.sites:
         expected = bf.marginal(site)
@@ -77,7 +85,7 @@ def test_log_evidence_and_marginals_match_brute_force(case, method):
 
 @pytest.mark.parametrize("case", params(REGULAR, lambda c: c.traceenum and c.traceenum_marginals))
 def test_marginals_match_compute_marginals(case):
-    ref = traceenum_marginals(unscaled(case.model), case.args, case.kwargs, nesting=case.nesting)
+    ref = traceenum_marginals(case.model, case.args, case.kwargs, nesting=case.nesting)
     post = posterior(case, "parallel")
     assert sorted(post.sites) == sorted(ref)
     for site, expected in ref.items():
@@ -92,7 +100,7 @@ def test_parallel_refuses_or_is_right_where_it_cannot_enumerate(case):
     try:
         post = posterior(case, "parallel")
     except ValueError as err:
-        assert "sequential" in str(err)
+        assert "sequential" in str(err), f"the message does not give the fix: {err}"
     else:
         assert post.log_evidence == pytest.approx(bf.log_evidence, abs=ATOL)
 
@@ -108,7 +116,7 @@ def _assignments(bf):
     return out
 
 
-@pytest.mark.parametrize("case", params([c for c in REGULAR if c.brute and c.parallel]))
+@pytest.mark.parametrize("case", params([c for c in REGULAR if c.brute and c.parallel], fast=FEW))
 def test_prob_agrees_between_engines_and_with_brute_force(case):
     bf = brute(case)
     par, seq = posterior(case, "parallel"), posterior(case, "sequential")
@@ -118,7 +126,7 @@ def test_prob_agrees_between_engines_and_with_brute_force(case):
         assert seq.prob(**assignment) == pytest.approx(expected, abs=ATOL), assignment
 
 
-@pytest.mark.parametrize("case", params([c for c in REGULAR if c.brute]))
+@pytest.mark.parametrize("case", params([c for c in REGULAR if c.brute], fast=FEW))
 def test_map_is_a_most_probable_assignment(case):
     bf = brute(case)
     best = float(bf.posterior.max())
@@ -145,7 +153,11 @@ def test_map_matches_infer_discrete(name):
         ), site
 
 
-SAMPLED = ["global_local", *(pytest.param(n, marks=pytest.mark.slow) for n in SLOW_SAMPLED)]
+SAMPLED = [
+    "global_local",
+    "masked_latent",
+    *(pytest.param(n, marks=pytest.mark.slow) for n in SLOW_SAMPLED),
+]
 
 
 @pytest.mark.parametrize("name", SAMPLED)
@@ -209,19 +221,6 @@ def test_published_answers():
     post = posterior(case)
     assert post.log_evidence == pytest.approx(math.log(float(joint.sum())), abs=ATOL)
     torch.testing.assert_close(post.marginal("k"), joint / joint.sum(), atol=ATOL, rtol=0)
-
-
-def test_explicit_subsample_reports_the_unscaled_subsample_or_refuses():
-    # plate("data", 6, subsample=idx) scales by 6/3 in training; the density is the model's
-    case = BY_NAME["subsample_explicit"]
-    ref = traceenum_log_evidence(unscaled(case.model), case.args, nesting=1)
-    for method in ("parallel", "sequential"):
-        try:
-            post = posterior(case, method)
-        except ValueError as err:
-            assert "data" in str(err)
-        else:
-            assert post.log_evidence == pytest.approx(ref, abs=ATOL), method
 
 
 def _random_subsample(data):

@@ -33,7 +33,12 @@ def _export(model, guide, *args, num_samples=S):
 NO_MOMENTS = ("poisson_latent", "beta_bernoulli_autonormal")
 
 
-@pytest.mark.parametrize("case", params(MC_CASES, lambda c: c.name not in NO_MOMENTS))
+FAST_MOMENTS = ("normal_global", "gmm_vindex")
+
+
+@pytest.mark.parametrize(
+    "case", params(MC_CASES, lambda c: c.name not in NO_MOMENTS, fast=FAST_MOMENTS)
+)
 def test_guide_draws_have_the_guide_moments(case):
     guide = case.make_guide(case.data)
     ref = case.reference(guide, case.data)

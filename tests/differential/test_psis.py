@@ -15,7 +15,7 @@ from pyro.infer.importance import psis_diagnostic
 
 import pvae
 
-from . import corpus_continuous as c
+from . import corpus_gaussian as cg
 from . import gaussian as G
 from .cases import params, t
 from .exact_cases import BY_NAME as EXACT
@@ -42,22 +42,22 @@ def test_exact_continuous_guides_read_as_exact(case):
 
 
 def _exact_masked_guide(x):  # the posterior of the masked model: the prior where masked
-    loc, scale = c.local_posterior(x)
-    loc = torch.where(c.KEEP, loc, 0.0)
-    scale = torch.where(c.KEEP, scale, 1.0)
+    loc, scale = cg.local_posterior(x)
+    loc = torch.where(cg.KEEP, loc, 0.0)
+    scale = torch.where(cg.KEEP, scale, 1.0)
     with pyro.plate("data", len(x)):
         pyro.sample("z", dist.Normal(loc, scale))
 
 
 def test_masked_observations_are_out_of_the_weights():
-    r = pvae.psis_khat(c.masked_obs_normal, _exact_masked_guide, c.X_LOCAL, num_particles=2000)
+    r = pvae.psis_khat(cg.masked_obs_normal, _exact_masked_guide, cg.X_LOCAL, num_particles=2000)
     _assert_exact(r)
 
 
 def _exact_z_sum_guide(x):
     n = len(x)
     blk = G.block(
-        torch.cat([torch.eye(n), torch.ones(1, n)]), 0.0, 1.0, torch.cat([x, c.T_OBS[None]])
+        torch.cat([torch.eye(n), torch.ones(1, n)]), 0.0, 1.0, torch.cat([x, cg.T_OBS[None]])
     )
     mean, cov = G.posterior(blk)
     pyro.sample("z", dist.MultivariateNormal(mean, cov))
@@ -65,7 +65,7 @@ def _exact_z_sum_guide(x):
 
 @pytest.mark.slow
 def test_a_model_that_sums_its_latents_is_not_vectorized_wrongly():
-    r = pvae.psis_khat(c.z_sum_model, _exact_z_sum_guide, c.X_SUM, num_particles=2000)
+    r = pvae.psis_khat(cg.z_sum_model, _exact_z_sum_guide, cg.X_SUM, num_particles=2000)
     _assert_exact(r)
 
 
@@ -89,7 +89,7 @@ def test_exact_discrete_guides_read_as_exact(name, site):
 
 
 def test_a_bad_guide_agrees_with_psis_diagnostic():
-    m, s = c.global_posterior(c.X_GLOBAL)
+    m, s = cg.global_posterior(cg.X_GLOBAL)
 
     def narrow(x):  # a fifth of the posterior's width
         pyro.sample("mu", dist.Normal(m[0], 0.2 * s[0]))
@@ -97,11 +97,11 @@ def test_a_bad_guide_agrees_with_psis_diagnostic():
     ours, pyros = [], []
     for seed in range(6):
         pyro.set_rng_seed(seed)
-        ours.append(pvae.psis_khat(c.normal_global, narrow, c.X_GLOBAL, num_particles=10_000))
+        ours.append(pvae.psis_khat(cg.normal_global, narrow, cg.X_GLOBAL, num_particles=10_000))
         pyro.set_rng_seed(1000 + seed)
         pyros.append(
             psis_diagnostic(
-                c.normal_global, narrow, c.X_GLOBAL, num_particles=10_000, max_plate_nesting=1
+                cg.normal_global, narrow, cg.X_GLOBAL, num_particles=10_000, max_plate_nesting=1
             )
         )
     assert all(r.diagnosis == "bad" for r in ours)
@@ -124,26 +124,26 @@ def test_a_beta_vae_is_judged_on_its_beta_one_posterior():
 
 
 def test_python_bool_mask_runs():
-    x = c.X_GLOBAL
-    m, s = c.global_posterior(x)
+    x = cg.X_GLOBAL
+    m, s = cg.global_posterior(x)
 
     def guide(x):
         pyro.sample("mu", dist.Normal(m[0] + 0.3, s[0]))
 
-    r = pvae.psis_khat(c.bool_mask_global, guide, x, num_particles=2000)
+    r = pvae.psis_khat(cg.bool_mask_global, guide, x, num_particles=2000)
     assert math.isfinite(r.khat)
     assert r.diagnosis in ("good", "ok", "bad")
 
 
 def test_pointwise_khat_for_local_latents():
-    x = c.X_LOCAL
-    loc, scale = c.local_posterior(x)
+    x = cg.X_LOCAL
+    loc, scale = cg.local_posterior(x)
 
     def guide(x):
         with pyro.plate("data", len(x)):
             pyro.sample("z", dist.Normal(loc, scale * t([1.0, 1.0, 0.15, 1.0, 1.0])))
 
-    r = pvae.psis_khat(c.normal_local, guide, x, num_particles=4000)
+    r = pvae.psis_khat(cg.normal_local, guide, x, num_particles=4000)
     assert r.pointwise is not None and r.pointwise.shape == (5,)
     khat = r.pointwise.tolist()
     assert khat[2] > 0.7  # the too-narrow one

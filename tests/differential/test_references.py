@@ -26,7 +26,7 @@ from .references import (
 BOTH = [c for c in EXACT_CASES if c.traceenum and c.brute]
 
 
-@pytest.mark.parametrize("case", params(BOTH))
+@pytest.mark.parametrize("case", params(BOTH, fast=("global_local", "obs_mask_bernoulli", "hmm")))
 def test_brute_force_agrees_with_traceenum(case):
     bf = BruteForce(case.model, case.args, case.kwargs)
     ref = traceenum_log_evidence(
@@ -47,6 +47,7 @@ def test_brute_force_agrees_with_traceenum(case):
             torch.testing.assert_close(m, bf.marginal(site), atol=1e-9, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", params(BOTH, lambda c: c.guide is not None))
 def test_brute_force_elbo_agrees_with_traceenum_guide_enumeration(case):
     guide = case.guide()

@@ -13,10 +13,11 @@ from pyro.infer.autoguide import AutoDelta
 import pvae
 
 from . import corpus_continuous as c
+from . import corpus_gaussian as cg
 from .cases import t
 
 plate, sample = pyro.plate, pyro.sample
-X = c.X_LOCAL
+X = cg.X_LOCAL
 
 
 def _evaluate(model, guide, x):
