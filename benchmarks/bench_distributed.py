@@ -59,7 +59,7 @@ def worker(args: argparse.Namespace) -> None:
     comm: list[float] = []
     wall, cpu = time.perf_counter(), time.process_time()
     if args.engine == "fit":
-        from pvae.training.fit import fit
+        from pvae.training.loop import fit
 
         result = fit(vae, x, epochs=epochs, batch_size=args.batch_size, lr=1e-3, seed=0)
         seconds = [row["seconds"] for row in result.history]

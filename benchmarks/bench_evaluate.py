@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pvae.data import digits  # noqa: E402
 from pvae.evaluation import evaluate  # noqa: E402
 from pvae.models import VAE  # noqa: E402
-from pvae.training.fit import fit  # noqa: E402
+from pvae.training.loop import fit  # noqa: E402
 
 
 def per_example_loop(vae, x, k):

@@ -39,7 +39,7 @@ from pvae.data import FASHION_MNIST_DIR, TensorBatches, digits, fashion_mnist  #
 from pvae.evaluation import evaluate  # noqa: E402
 from pvae.models import VAE  # noqa: E402
 from pvae.training.elbos import AnalyticELBO  # noqa: E402
-from pvae.training.fit import fit  # noqa: E402
+from pvae.training.loop import fit  # noqa: E402
 from pvae.training.step import SVIStep  # noqa: E402
 
 FASHION = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"

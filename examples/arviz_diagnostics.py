@@ -2,10 +2,11 @@ r"""
 Looking at variational answers with ArviZ, and knowing when to distrust them
 ============================================================================
 
-ArviZ's ``from_pyro`` accepts only MCMC runs; :func:`pvae.evaluation.diagnostics.to_inference_data`
-exports draws from any Pyro guide (or from an exact posterior) as an ``arviz.InferenceData``
-with ``posterior``, ``posterior_predictive``, pointwise ``log_likelihood`` and
-``observed_data``, so the usual ArviZ summaries and plots work.
+ArviZ's ``from_pyro`` accepts only MCMC runs;
+:func:`pvae.evaluation.inference_data.to_inference_data` exports draws from any Pyro guide
+(or from an exact posterior) as an ``arviz.InferenceData`` with ``posterior``,
+``posterior_predictive``, pointwise ``log_likelihood`` and ``observed_data``, so the usual
+ArviZ summaries and plots work.
 
 The model is conjugate, :math:`\mu \sim \mathcal N(0, 1)`,
 :math:`x_n \mid \mu \sim \mathcal N(\mu, 1)`, so the exact posterior is known. Pyro's

@@ -6,9 +6,10 @@ For models whose latents are discrete and few, the exact posterior is computable
 (:func:`pvae.exact.enumerate_posterior`), so a variational answer can be graded. This example
 fits the mean-field family :math:`q(z) = \prod_i q_i(z_i)` (:class:`pvae.vi.guides.MeanFieldGuide`)
 by SVI with enumerated, zero-variance gradients (:func:`pvae.vi.guides.fit_guide`), finds the best
-member of the family by coordinate ascent (:func:`pvae.vi.guides.cavi`), and compares both with
-the exact posterior (:func:`pvae.vi.comparison.compare`): marginals side by side, KL in both
-directions, total variation, and the ELBO gap, which equals :math:`KL(q \| p(z \mid x))`.
+member of the family by coordinate ascent (:func:`pvae.vi.coordinate_ascent.cavi`), and
+compares both with the exact posterior (:func:`pvae.vi.comparison.compare`): marginals side
+by side, KL in both directions, total variation, and the ELBO gap, which equals
+:math:`KL(q \| p(z \mid x))`.
 
 * Sprinkler network: the causes are dependent given wet grass ("explaining away"), which no
   product of independent factors can represent, so even the best q has a positive KL.

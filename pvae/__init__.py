@@ -62,7 +62,7 @@ _EXPORTS = {
     "vae_amortization_gap": "pvae.vi.amortization",
     "GuideFit": "pvae.vi.guides",
     "MeanFieldGuide": "pvae.vi.guides",
-    "cavi": "pvae.vi.cavi",
+    "cavi": "pvae.vi.coordinate_ascent",
     "fit_guide": "pvae.vi.guides",
     # models
     "MODELS": "pvae.models",
@@ -71,11 +71,11 @@ _EXPORTS = {
     "ConditionalVAE": "pvae.models",
     "ELBOTerms": "pvae.models",
     # training, evaluation, checkpoints
-    "FitResult": "pvae.training.fit",
+    "FitResult": "pvae.training.result",
     "SVIStep": "pvae.training.step",
     "AnalyticELBO": "pvae.training.elbos",
-    "TrainingDivergedError": "pvae.training.fit",
-    "fit": "pvae.training.fit",
+    "TrainingDivergedError": "pvae.training.loop",
+    "fit": "pvae.training.loop",
     "Evaluation": "pvae.evaluation",
     "evaluate": "pvae.evaluation",
     "load": "pvae.training.checkpoint",

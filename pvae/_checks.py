@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
+    "MAX_SEED",
     "boolean",
     "callable_arg",
     "finite_float",
@@ -126,14 +127,18 @@ def callable_arg(name: str, value: Any, *, what: str = "a callable") -> Callable
     return value
 
 
+#: The largest seed every generator takes (NumPy's limit); ``fit`` adds the process rank.
+MAX_SEED = 2**32 - 1 - 1024
+
+
 def seed(name: str, value: Any) -> int | None:
-    """``None`` or an ``int >= 0`` (a seed for :func:`pyro.set_rng_seed`)."""
+    """``None`` or an ``int`` in ``[0, MAX_SEED]`` (a seed for :func:`pyro.set_rng_seed`)."""
     if value is None:
         return None
-    if not _is_int(value) or value < 0:
+    if not _is_int(value) or not 0 <= value <= MAX_SEED:
         raise ValueError(
-            f"`{name}` must be None or a non-negative integer, got {_given(value)}. Pass "
-            f"e.g. `{name}=0`."
+            f"`{name}` must be None or an integer from 0 to {MAX_SEED}, got {_given(value)}. "
+            f"Pass e.g. `{name}=0`."
         )
     return int(value)
 

@@ -9,7 +9,7 @@ modules, so ``from pvae.train import fit`` and ``import pvae.comparison`` still 
 * every other old path emits a :class:`DeprecationWarning` naming its new home, and goes
   away in 0.3 (see ``CHANGELOG.md``).
 
-Old and new path give the same module object, so ``pvae.fit is pvae.training.fit.fit``.
+Old and new path give the same module object, so ``pvae.fit is pvae.training.loop.fit``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ DEPRECATED = {
     "pvae.guides": "pvae.vi.guides",
     "pvae.comparison": "pvae.vi.comparison",
     "pvae.amortization": "pvae.vi.amortization",
-    "pvae.train": "pvae.training.fit",
+    "pvae.train": "pvae.training.loop",
     "pvae.checkpoint": "pvae.training.checkpoint",
     "pvae.diagnostics": "pvae.evaluation",
     "pvae.collapse": "pvae.evaluation.collapse",

@@ -41,7 +41,7 @@ def seeded(seed: int | None, *, name: str = "seed") -> Iterator[None]:
         yield
         return
     cpu, py, np_state = torch.get_rng_state(), random.getstate(), np.random.get_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     pyro.set_rng_seed(seed)
     try:
         yield

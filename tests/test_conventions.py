@@ -349,3 +349,80 @@ def test_quadrature_for_two_dependent_scalar_latents(float64):
     exact = float(dist.MultivariateNormal(torch.zeros(2), cov).log_prob(x))
     assert d.evidence_method == "quadrature"
     assert d.log_evidence == pytest.approx(exact, abs=1e-6)
+
+
+# --------------------------------------------------------------- one front door, one seed
+def test_a_pvae_model_with_its_own_guide_and_tuple_data_on_every_front_door():
+    from pvae.models import VAE, ConditionalVAE
+
+    x = (torch.rand(6, 4, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    y = torch.arange(6) % 2
+    cvae = ConditionalVAE(4, 2, num_classes=2, hidden=(), seed=0)
+    by_pair = pvae.psis_khat(cvae.model, cvae.guide, x, y, num_particles=50, seed=0)
+    by_tuple = pvae.psis_khat(cvae, (x, y), num_particles=50, seed=0)
+    assert torch.equal(by_pair.pointwise, by_tuple.pointwise)
+    d = pvae.elbo_decomposition(cvae, (x, y), num_particles=20, seed=0)
+    assert d.per_example and d.num_examples == 6
+    idata = pvae.to_inference_data(cvae, (x, y), num_samples=10, seed=0)
+    assert idata.posterior["z"].shape == (1, 10, 6, 2)
+    # a pvae model with another guide: its own model is used, not the module's forward
+    vae = VAE(4, 2, hidden=(), seed=0)
+
+    def prior_guide(x):
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.Normal(torch.zeros(len(x), 2), 1.0).to_event(1))
+
+    ev = pvae.evaluate(vae, x, guide=prior_guide, num_particles=20, seed=0)
+    same = pvae.evaluate(vae.model, x, guide=prior_guide, num_particles=20, seed=0)
+    assert ev.log_evidence == same.log_evidence
+
+
+def test_seeded_functions_leave_the_callers_generators_alone():
+    from pvae import toy
+    from pvae.vi.guides import MeanFieldGuide
+
+    x = torch.tensor([0.5, 1.0])
+
+    def model(x):
+        mu = pyro.sample("mu", dist.Normal(0.0, 1.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(mu, 1.0), obs=x)
+
+    def guide(x):
+        pyro.sample("mu", dist.Normal(0.5, 0.6))
+
+    mean_field = MeanFieldGuide(toy.medical_test)
+    calls = [
+        lambda: pvae.psis_khat(model, guide, x, num_particles=30, seed=3),
+        lambda: pvae.elbo_decomposition(model, guide, x, num_particles=10, seed=3),
+        lambda: pvae.to_inference_data(model, guide, x, num_samples=5, seed=3),
+        lambda: pvae.fit_guide(toy.medical_test, mean_field, num_steps=3),
+        lambda: pvae.cavi(toy.medical_test, num_restarts=1),
+        lambda: pvae.amortization_gap(num_steps=2),
+        lambda: MeanFieldGuide(toy.sprinkler, init="random", seed=2).marginals(),
+    ]
+    for call in calls:
+        before = torch.get_rng_state()
+        first = call()
+        assert torch.equal(torch.get_rng_state(), before), call
+    pyro.clear_param_store()
+    a = MeanFieldGuide(toy.sprinkler, init="random", seed=2, prefix="a").marginals()
+    b = MeanFieldGuide(toy.sprinkler, init="random", seed=2, prefix="b").marginals()
+    assert all(torch.equal(a[s], b[s]) for s in a) and first is not None
+    with pytest.raises(ValueError, match="`seed` must be None or an integer from 0 to"):
+        pvae.evaluate(model, x, guide=guide, seed=2**32)
+
+
+def test_a_discrete_guide_reads_discrete_not_bad():
+    from pvae import toy
+
+    def guide(q):
+        def g():
+            pyro.sample("disease", dist.Bernoulli(torch.tensor(q, dtype=torch.float64)))
+
+        return g
+
+    exact = pvae.psis_khat(toy.medical_test, guide(0.008 / 0.10304), num_particles=200)
+    near = pvae.psis_khat(toy.medical_test, guide(0.0792), num_particles=200)
+    assert exact.diagnosis == "exact"
+    assert near.diagnosis == "discrete" and math.isnan(near.khat) and "pvae.compare" in near.reason

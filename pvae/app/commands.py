@@ -203,7 +203,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pvae.app.metrics import evaluate_model, format_metrics
     from pvae.data import DynamicBinarized
     from pvae.training.checkpoint import save
-    from pvae.training.fit import fit
+    from pvae.training.loop import fit
 
     name = MODELS.aliases.get(args.model, args.model)
     likelihood = "gaussian" if args.model == "ae" else args.likelihood

@@ -226,14 +226,14 @@ def _svi(s: dict, fig: Any) -> list[str]:
         _table(["site", "value", "exact p(z|x)", "SVI q(z)"], rows),
         _table(
             ["log p(x)", "ELBO(q)", "KL(q ‖ p(z|x))", "KL(p(z|x) ‖ q)", "best mean-field KL"],
-            [[s["log_evidence"], s["elbo"], s["kl_q_p"], s["kl_p_q"], s["best_mean_field_kl"]]],
+            [[s["log_evidence"], s["elbo"], s["kl_qp"], s["kl_pq"], s["best_mean_field_kl"]]],
         ),
         f"<p>The best mean-field answer, found by coordinate ascent (CAVI) from several "
         f"starts, is KL = {s['best_mean_field_kl']:.4f} nats from the posterior; SVI reached "
-        f"{s['kl_q_p']:.4f} (the optimum puts q({cause} = 1) at exactly 1, a boundary that "
+        f"{s['kl_qp']:.4f} (the optimum puts q({cause} = 1) at exactly 1, a boundary that "
         "gradient steps only approach). Minimising KL(q ‖ p) is mode-seeking: q commits to "
         f"one explanation of the wet grass, {cause}, instead of spreading over both; the other "
-        f"direction, KL(p ‖ q) = {s['kl_p_q']:.2f}, punishes exactly that.</p>",
+        f"direction, KL(p ‖ q) = {s['kl_pq']:.2f}, punishes exactly that.</p>",
         fig("exact_vs_svi", "Exact posterior marginals against the SVI mean-field factors."),
     ]
 

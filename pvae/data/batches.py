@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pvae import _checks
+
 __all__ = ["TensorBatches", "as_batches", "as_tensor"]
 
 
@@ -117,12 +119,13 @@ class TensorBatches:
                     f"every tensor must share the first (data) dimension {n}; "
                     f"tensor {i} has shape {tuple(t.shape)}."
                 )
-        if batch_size is not None and (
-            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-        ):
+        if n == 0:
             raise ValueError(
-                f"`batch_size` must be a positive integer or None, got {batch_size!r}."
+                f"the data must hold at least one example, got a first dimension of 0 "
+                f"(shape {tuple(tensors[0].shape)})."
             )
+        batch_size = _checks.optional(_checks.positive_int, "batch_size", batch_size, example=128)
+        seed = _checks.seed("seed", seed)
         self.tensors = tuple(tensors)
         self.num_examples = int(n)
         self.batch_size = self.num_examples if batch_size is None else batch_size

@@ -26,7 +26,9 @@ from typing import Any, NamedTuple
 import torch
 
 from pvae import _checks
+from pvae._seed import seeded
 from pvae.data import as_tensor
+from pvae.models.protocol import Encodes
 
 __all__ = ["CollapseDiagnostics", "collapse_callback", "collapse_diagnostics"]
 
@@ -34,8 +36,9 @@ __all__ = ["CollapseDiagnostics", "collapse_callback", "collapse_diagnostics"]
 class CollapseDiagnostics(NamedTuple):
     r"""How much a Gaussian latent code is used (see :func:`collapse_diagnostics`)."""
 
-    #: :math:`\mathbb{E}_x\,\mathrm{KL}(q(z_d \mid x) \,\|\, p(z_d))` per dimension, nats.
-    kl_per_dim: torch.Tensor
+    #: :math:`\mathbb{E}_x\,\mathrm{KL}(q(z_d \mid x) \,\|\, p(z_d))` per dimension, nats
+    #: (``kl_per_dim`` in pvae 0.1).
+    kl_prior_per_dim: torch.Tensor
     #: :math:`\mathrm{Var}_x\,\mathbb{E}_q[z_d]` per dimension (Burda et al. 2016).
     activity: torch.Tensor
     #: ``activity > threshold``, per dimension.
@@ -43,7 +46,7 @@ class CollapseDiagnostics(NamedTuple):
     num_active: int
     #: Estimate of :math:`I(x; z)` under :math:`q(x, z) = p_{data}(x)\, q(z \mid x)`, nats.
     mutual_information: float
-    #: :math:`\mathbb{E}_x\,\mathrm{KL}(q(z \mid x) \,\|\, p(z))`, the sum of ``kl_per_dim``
+    #: :math:`\mathbb{E}_x\,\mathrm{KL}(q(z \mid x) \,\|\, p(z))`, the sum of ``kl_prior_per_dim``
     #: (``kl`` in pvae 0.1: KL to the prior, not to the posterior).
     kl_prior: float
     #: :math:`\mathrm{KL}(q(z) \,\|\, p(z))` = ``kl_prior - mutual_information`` (Hoffman &
@@ -61,25 +64,47 @@ class CollapseDiagnostics(NamedTuple):
         )
         return self.kl_prior
 
+    @property
+    def kl_per_dim(self) -> torch.Tensor:
+        """Deprecated name of :attr:`kl_prior_per_dim` (pvae 0.1)."""
+        warnings.warn(
+            "`CollapseDiagnostics.kl_per_dim` is renamed `kl_prior_per_dim`; the old name goes "
+            "away in pvae 0.3.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.kl_prior_per_dim
 
-def _encode(vae, x: torch.Tensor):
-    if not hasattr(vae, "encode"):
+
+def _encode(vae, data: tuple):
+    """``vae.encode(*data)`` in eval mode, without gradients, as float64 (loc, scale)."""
+    if not isinstance(vae, Encodes):
         raise ValueError(
             f"`vae` must have `encode(x) -> (loc, scale)` (a pvae VAE), got {type(vae).__name__}."
         )
-    device = getattr(vae, "device", None)
-    if isinstance(device, torch.device):
-        x = x.to(device)
-    was_training = getattr(vae, "training", None)
+    module = vae if isinstance(vae, torch.nn.Module) else None
+    if module is not None:
+        param = next(module.parameters(), None)
+        if param is not None:
+            data = tuple(t.to(param.device) for t in data)
+    was_training = module is not None and module.training
     if was_training:
-        vae.eval()
+        module.eval()
     try:
         with torch.no_grad():
-            loc, scale = vae.encode(x)
+            out = vae.encode(*data)
     finally:
         if was_training:
-            vae.train()
-    if loc.shape != scale.shape or loc.dim() != 2 or loc.shape[0] != x.shape[0]:
+            module.train()
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise ValueError(
+            f"`vae.encode` must return the Gaussian (loc, scale) of q(z | x), got "
+            f"{type(out).__name__}. Posterior collapse is about a distribution over codes; "
+            "an Autoencoder's code is a point (compare reconstruction errors instead)."
+        )
+    loc, scale = out
+    n = data[0].shape[0]
+    if loc.shape != scale.shape or loc.dim() != 2 or loc.shape[0] != n:
         raise ValueError(
             "`vae.encode(x)` must return (loc, scale) of shape (len(x), z_dim), got "
             f"{tuple(loc.shape)} and {tuple(scale.shape)}."
@@ -88,7 +113,12 @@ def _encode(vae, x: torch.Tensor):
 
 
 def collapse_diagnostics(
-    vae: Any, x: Any, *, threshold: float = 0.01, num_samples: int = 1, chunk_size: int = 256
+    vae: Any,
+    *data: Any,
+    threshold: float = 0.01,
+    num_samples: int = 1,
+    chunk_size: int = 256,
+    seed: int | None = None,
 ) -> CollapseDiagnostics:
     r"""Measure posterior collapse of a Gaussian-latent VAE on data ``x``.
 
@@ -118,15 +148,20 @@ def collapse_diagnostics(
     Parameters
     ----------
     vae : object
-        Anything with ``encode(x) -> (loc, scale)``, each of shape ``(len(x), z_dim)``.
-    x : tensor or array, shape (N, ...)
-        Data (a validation batch). Encoded once, without gradients, in eval mode.
+        Anything with ``encode(*data) -> (loc, scale)``, each of shape ``(len(x), z_dim)``
+        (:class:`pvae.models.protocol.Encodes`: a pvae VAE or ConditionalVAE).
+    *data : tensor or array, shape (N, ...)
+        The data, as the encoder takes it (``x``, or ``x, y`` for a conditional VAE; one
+        tuple ``(x, y)`` too, as :func:`pvae.fit` takes it). Encoded once, without
+        gradients, in eval mode.
     threshold : float
         Activity above which a unit counts as active.
     num_samples : int
         Draws of z per data point for the mutual-information estimate.
     chunk_size : int
         Rows of the ``(N * num_samples, N)`` density matrix computed at a time.
+    seed : int, optional
+        Seeds the mutual-information draws (the caller's generators are restored).
 
     Returns
     -------
@@ -147,20 +182,26 @@ def collapse_diagnostics(
     >>> d.num_active, d.active_units.tolist()
     (1, [True, False])
     """
-    x = as_tensor(x, name="x")
+    if len(data) == 1 and isinstance(data[0], (tuple, list)):
+        data = tuple(data[0])  # the data as fit and evaluate take it: (x, y)
+    if not data:
+        raise ValueError("`collapse_diagnostics(vae, x)` needs the data `x` to encode.")
+    data = tuple(as_tensor(d, name="x" if i == 0 else f"data[{i}]") for i, d in enumerate(data))
+    x = data[0]
     if x.dim() == 0 or x.shape[0] < 2:
         raise ValueError(f"`x` must hold at least 2 data points, got shape {tuple(x.shape)}.")
     threshold = _checks.nonnegative_float("threshold", threshold, example=0.01)
     num_samples = _checks.positive_int("num_samples", num_samples, example=1)
     chunk_size = _checks.positive_int("chunk_size", chunk_size, example=256)
-    loc, scale = _encode(vae, x)
+    loc, scale = _encode(vae, data)
     kl_per_dim = (0.5 * (loc**2 + scale**2 - 1.0) - scale.log()).mean(0)
     activity = loc.var(0)  # x has at least 2 rows
     active = activity > threshold
-    mutual_information = _mutual_information(loc, scale, num_samples, chunk_size)
+    with seeded(seed):
+        mutual_information = _mutual_information(loc, scale, num_samples, chunk_size)
     kl = float(kl_per_dim.sum())
     return CollapseDiagnostics(
-        kl_per_dim=kl_per_dim.float(),
+        kl_prior_per_dim=kl_per_dim.float(),
         activity=activity.float(),
         active_units=active,
         num_active=int(active.sum()),
@@ -187,10 +228,12 @@ def collapse_callback(x_val: Any, *, every: int = 1, threshold: float = 0.01) ->
     """A ``fit`` callback that adds collapse measures to the epoch's history row.
 
     Returns ``cb(epoch, model, row) -> dict | None``; ``pvae.fit(..., callbacks=[cb])``
-    merges the dict into that epoch's row: ``num_active`` (the count of active units, an
-    int; :attr:`CollapseDiagnostics.active_units` is the per-dimension mask),
-    ``mutual_information``, ``marginal_kl`` and ``kl_dim_0``, ``kl_dim_1``, ... (nats,
-    measured on ``x_val``).
+    merges the dict into that epoch's row, every key ``val_*`` since it is measured on
+    ``x_val``: ``val_num_active`` (the count of active units, an int;
+    :attr:`CollapseDiagnostics.active_units` is the per-dimension mask),
+    ``val_mutual_information``, ``val_marginal_kl`` and ``val_kl_prior_dim_0``, ... (nats).
+    The names of pvae 0.1 (``active_units``, ``kl_dim_0``, ...) still read from the
+    history, with a :class:`DeprecationWarning`.
 
     Parameters
     ----------
@@ -213,21 +256,22 @@ def collapse_callback(x_val: Any, *, every: int = 1, threshold: float = 0.01) ->
     ...         return x[:, :1], torch.ones(len(x), 1)
     >>> cb = collapse_callback(torch.randn(200, 1))
     >>> sorted(cb(1, Encoder(), {"epoch": 1}))
-    ['kl_dim_0', 'marginal_kl', 'mutual_information', 'num_active']
+    ['val_kl_prior_dim_0', 'val_marginal_kl', 'val_mutual_information', 'val_num_active']
     """
     x_val = as_tensor(x_val, name="x_val")
     every = _checks.positive_int("every", every, example=1)
+    threshold = _checks.nonnegative_float("threshold", threshold, example=0.01)
 
     def callback(epoch: int, model: Any, row: dict | None = None) -> dict | None:
         if epoch % every:
             return None
         d = collapse_diagnostics(model, x_val, threshold=threshold)
         out = {
-            "num_active": d.num_active,
-            "mutual_information": d.mutual_information,
-            "marginal_kl": d.marginal_kl,
+            "val_num_active": d.num_active,
+            "val_mutual_information": d.mutual_information,
+            "val_marginal_kl": d.marginal_kl,
         }
-        out.update({f"kl_dim_{i}": float(v) for i, v in enumerate(d.kl_per_dim)})
+        out.update({f"val_kl_prior_dim_{i}": float(v) for i, v in enumerate(d.kl_prior_per_dim)})
         return out
 
     return callback

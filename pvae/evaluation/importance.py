@@ -239,18 +239,33 @@ def evaluate(
         return _evaluate(model, guide, data, num_particles, max_elements, device)
 
 
+def _per_example_guide(size: int, err: Exception) -> ValueError:
+    return ValueError(
+        f"the guide fails on a chunk of {size} examples ({type(err).__name__}: {err}); it may "
+        "hold parameters per example (as AutoNormal over a local plate does). Raise "
+        "`max_elements` so that all examples are scored in one pass."
+    )
+
+
 def _to(batch, device):
     return batch if device is None else tuple(t.to(device) for t in batch)
 
 
 def _evaluate(model, guide, data, num_particles, max_elements, device) -> Evaluation:
-    probe = next(iter(as_batches(data, batch_size=1)))
+    probe = next(iter(as_batches(data, batch_size=1)), None)
+    if probe is None:
+        raise ValueError("`data` must hold at least one example, got none.")
     size = max(1, probe[0][0].numel())
     per_pass = max(1, max_elements // size)  # (particle, example) pairs in one pass
     chunk = max(1, per_pass // num_particles)
     batches = list(as_batches(data, batch_size=chunk))
     first = _to(batches[0], device)
-    structure = _traces.inspect(model, guide, first, {})
+    try:
+        structure = _traces.inspect(model, guide, first, {})
+    except _traces.SHAPE_ERRORS as err:
+        if len(batches) == 1:
+            raise
+        raise _per_example_guide(len(first[0]), err) from err
     if not structure.per_example:
         batch = first
         if len(batches) > 1:
@@ -265,11 +280,16 @@ def _evaluate(model, guide, data, num_particles, max_elements, device) -> Evalua
             try:
                 structure = _traces.inspect(model, guide, batch, {})
             except _traces.SHAPE_ERRORS as err:
-                raise ValueError(
-                    f"the guide fails on a chunk of {len(batch[0])} examples ({err}); it may "
-                    "hold parameters per example (as AutoNormal over a local plate does). "
-                    "Raise `max_elements` so that all examples are scored in one pass."
-                ) from err
+                raise _per_example_guide(len(batch[0]), err) from err
+        if len(batches) > 1 and structure.num_examples != len(batch[0]):
+            raise ValueError(
+                f"the plate over the examples, {structure.data_plate!r}, has "
+                f"{structure.num_examples} items in a chunk of {len(batch[0])} examples: the "
+                "data plate must run over the first dimension of the data, and the guide must "
+                "follow it (a guide with parameters per example, such as AutoNormal over a "
+                "local plate, does not). Raise `max_elements` to score every example in one "
+                "pass, or put the plate over the examples first."
+            )
         w = _traces.log_weights(
             model, guide, batch, {}, num_particles, structure,
             check=i == 0, max_elements=max_elements,

@@ -38,7 +38,10 @@ from pyro.infer import infer_discrete
 from pyro.poutine.util import site_is_subsample
 
 from pvae import _checks, _traces
+from pvae._seed import seeded
+from pvae.exact import ExactPosterior
 from pvae.exact.sites import unmask_latents
+from pvae.models.protocol import PvaeModel, pair_and_args
 
 __all__ = ["to_inference_data"]
 
@@ -226,18 +229,17 @@ def _build(groups: dict[str, dict[str, np.ndarray]], dims, attrs):
 
 
 def _split(model, args, guide):
-    """Which calling convention: ``(model, guide_or_posterior, *args)`` or ``guide=``."""
-    if guide is not None:
-        return model, guide, tuple(args)
-    if hasattr(model, "model") and hasattr(model, "guide") and callable(model.model):
-        return model.model, model.guide, tuple(args)
-    if args:
+    """Which calling convention: ``(model, guide_or_posterior, *args)`` or the front door."""
+    if guide is None and args and isinstance(args[0], ExactPosterior):
         return model, args[0], tuple(args[1:])
-    raise ValueError(
-        "pass the guide: `to_inference_data(model, guide, *args)`, `to_inference_data(model, "
-        "*data, guide=guide)`, or a pvae model; `guide` may also be an exact posterior "
-        "(`pvae.enumerate_posterior(...)`)."
-    )
+    if isinstance(guide, ExactPosterior):
+        return model, guide, tuple(args)
+    if guide is None and args and not callable(args[0]) and not isinstance(model, PvaeModel):
+        raise ValueError(
+            f"`guide` must be a Pyro guide (a callable) or an exact posterior "
+            f"(`pvae.enumerate_posterior(...)`), got {type(args[0]).__name__}."
+        )
+    return pair_and_args(model, args, guide)
 
 
 def to_inference_data(
@@ -247,6 +249,7 @@ def to_inference_data(
     num_samples: int = 1000,
     max_data: int | None = None,
     vectorize: bool = True,
+    seed: int | None = None,
     **kwargs: Any,
 ):
     r"""Export guide (or exact-posterior) draws as an :class:`arviz.InferenceData`.
@@ -286,6 +289,8 @@ def to_inference_data(
     vectorize : bool
         Draw all samples in one pass inside a particles plate (checked; a loop when the
         model cannot broadcast). ``False`` always loops.
+    seed : int, optional
+        Seeds the draws (the caller's generators are restored afterwards).
 
     Returns
     -------
@@ -313,8 +318,14 @@ def to_inference_data(
     num_samples = _checks.positive_int("num_samples", num_samples, example=1000)
     _checks.optional(_checks.positive_int, "max_data", max_data, example=100)
     _checks.boolean("vectorize", vectorize)
+    _checks.seed("seed", seed)
     model, guide, args = _split(model, args, guide)
-    exact = not callable(guide) and hasattr(guide, "sample") and hasattr(guide, "sites")
+    with seeded(seed):
+        return _export(model, guide, args, kwargs, num_samples, max_data, vectorize)
+
+
+def _export(model, guide, args, kwargs, num_samples, max_data, vectorize):
+    exact = isinstance(guide, ExactPosterior)
     if not callable(guide) and not exact:
         raise ValueError(
             f"`guide` must be a Pyro guide (a callable) or an exact posterior with "

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from pvae import _checks, _traces
+from pvae._seed import seeded
 from pvae.models.protocol import pair_and_args
 
 __all__ = ["EXACT_TOL", "KHAT_BAD", "KHAT_GOOD", "KHatResult", "pareto_khat", "psis_khat"]
@@ -95,11 +96,22 @@ def pareto_khat(log_weights: Any) -> np.ndarray:
     >>> bool(pareto_khat(log_w) < 0.5)
     True
     """
-    lw = np.asarray(log_weights, dtype=float)
+    try:
+        lw = np.asarray(log_weights, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"`log_weights` must be numbers (log importance weights), got "
+            f"{type(log_weights).__name__}."
+        ) from err
     if lw.ndim == 0 or lw.shape[-1] < 25:
         raise ValueError(
             f"`log_weights` needs at least 25 weights on its last axis, got shape {lw.shape}. "
             "Draw more particles."
+        )
+    if np.isposinf(lw).any():
+        raise ValueError(
+            "`log_weights` contains +inf: a weight p(x, z) / q(z) is infinite (q is 0 where p "
+            "is not). Check the guide's support."
         )
     if np.isnan(lw).any():
         raise ValueError("`log_weights` contains NaN; check the model and guide log densities.")
@@ -148,7 +160,8 @@ class KHatResult(NamedTuple):
 
     #: :math:`\hat k` of the joint weights, or the largest pointwise one.
     khat: float
-    #: ``"exact"`` (constant weights), ``"good"`` (< 0.5), ``"ok"`` (0.5-0.7) or ``"bad"``.
+    #: ``"exact"`` (constant weights), ``"good"`` (< 0.5), ``"ok"`` (0.5-0.7), ``"bad"``, or
+    #: ``"discrete"`` (a guide over discrete latents: no tail to fit, ``khat`` is NaN).
     diagnosis: str
     #: One :math:`\hat k` per item of the data plate (amortized guides), else ``None``.
     pointwise: torch.Tensor | None
@@ -170,6 +183,7 @@ def psis_khat(
     guide: Callable | None = None,
     num_particles: int = 10_000,
     vectorize: bool = True,
+    seed: int | None = None,
     **kwargs: Any,
 ) -> KHatResult:
     r"""Check a guide with the Pareto :math:`\hat k` of its importance weights (PSIS).
@@ -194,11 +208,12 @@ def psis_khat(
     largest, ``num_bad`` counts those above 0.7. Otherwise (global latents) the joint weights
     of the whole data set give one :math:`\hat k`.
 
-    *Discrete latents.* The weights of a discrete guide take finitely many values and are
-    bounded wherever q covers the posterior's support, so their true tail index is
-    :math:`k \le 0`: a fitted :math:`\hat k` measures only how unevenly the sampled values
-    are weighted, and a q that puts no mass on some posterior value is not detected (its
-    weights are simply never drawn). For discrete latents :func:`pvae.compare` gives the
+    *Discrete latents.* The weights of a guide over discrete latents only take finitely many
+    values and are bounded wherever q covers the posterior's support, so their tail index
+    is :math:`k \le 0` and a Pareto fit to tied values measures nothing; a q that puts no
+    mass on some posterior value is not detected either (its weights are never drawn).
+    Such a guide reads ``"exact"`` when its weights are constant and ``"discrete"``
+    otherwise, with :math:`\hat k` = NaN and a ``reason``: :func:`pvae.compare` gives its
     exact KL instead.
 
     Called as ``psis_khat(model, guide, *args)`` (Pyro's convention), or through the front
@@ -215,6 +230,8 @@ def psis_khat(
     vectorize : bool
         Draw particles in a vectorized plate (checked, and run one at a time by itself when
         the model cannot broadcast). ``False`` always loops.
+    seed : int, optional
+        Seeds the draws (the caller's generators are restored afterwards).
 
     Returns
     -------
@@ -248,14 +265,15 @@ def psis_khat(
             f"got {num_particles!r}."
         )
     _checks.boolean("vectorize", vectorize)
+    _checks.seed("seed", seed)
     model, guide, args = pair_and_args(model, args, guide)
-    structure = _traces.inspect(model, guide, args, kwargs)
-    if not structure.guide_sites:
-        raise ValueError(
-            "`guide` samples no latent site of `model`, so there are no importance weights. "
-            "Pass the guide that was trained for this model."
-        )
-    with torch.no_grad():
+    with torch.no_grad(), seeded(seed):
+        structure = _traces.inspect(model, guide, args, kwargs)
+        if not structure.guide_sites:
+            raise ValueError(
+                "`guide` samples no latent site of `model`, so there are no importance "
+                "weights. Pass the guide that was trained for this model."
+            )
         w = _traces.log_weights(
             model, guide, args, kwargs, num_particles, structure, vectorize=vectorize
         )
@@ -265,18 +283,29 @@ def psis_khat(
             "the log importance weights contain NaN: the model or guide gives NaN log "
             "densities. Check their parameters."
         )
-    khat = np.atleast_1d(pareto_khat(log_w.T))  # (N,) or (1,)
     spread = np.atleast_1d(log_w.max(0) - log_w.min(0))
-    khat = np.where(np.isfinite(spread) & (spread <= EXACT_TOL), -np.inf, khat)
-    worst = float(np.max(khat))
+    exact = np.isfinite(spread) & (spread <= EXACT_TOL)
+    discrete = set(structure.guided) <= set(structure.discrete)
+    reason = w.reason
+    if discrete:  # bounded, tied weights: no tail to fit (see the docstring)
+        khat = np.where(exact, -np.inf, np.nan)
+        if not exact.all():
+            reason = (
+                "the guide's latents are discrete: its weights take finitely many values, so "
+                "there is no Pareto tail to fit; pvae.compare gives the exact KL(q || p)"
+            )
+    else:
+        khat = np.where(exact, -np.inf, np.atleast_1d(pareto_khat(log_w.T)))  # (N,) or (1,)
+    worst = float(np.max(khat)) if not np.isnan(khat).any() else math.nan
+    diagnosis = "discrete" if math.isnan(worst) else _diagnosis(worst)
     return KHatResult(
         khat=worst,
-        diagnosis=_diagnosis(worst),
+        diagnosis=diagnosis,
         pointwise=torch.from_numpy(khat) if structure.per_example else None,
         num_bad=int((khat >= KHAT_BAD).sum()),
         num_points=int(khat.size),
         num_particles=num_particles,
         plate=structure.data_plate if structure.per_example else None,
         vectorized=w.vectorized,
-        reason=w.reason,
+        reason=reason,
     )

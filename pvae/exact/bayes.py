@@ -197,6 +197,13 @@ def _to_column(
 
 
 def _as_float64(values: Any, name: str) -> torch.Tensor:
+    if isinstance(values, Sequence) and not isinstance(values, str):
+        bad = [v for v in values if isinstance(v, (str, bool)) or v is None]
+        if bad:
+            raise ValueError(
+                f"`{name}` must hold numbers, got {bad[0]!r} ({type(bad[0]).__name__}) in "
+                f"{list(values)!r}."
+            )
     try:
         if isinstance(values, torch.Tensor):
             out = values.detach().to(torch.float64).reshape(values.shape)

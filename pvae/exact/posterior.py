@@ -172,7 +172,13 @@ class ExactPosterior:
         )
         with default_dtype(self._dtype):
             trace = poutine.trace(decoder).get_trace(*self._args, **self._kwargs)
-        return {name: trace.nodes[name]["value"].detach() for name in self.sites}
+        return {name: self._shaped(name, trace.nodes[name]["value"]) for name in self.sites}
+
+    def _shaped(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """A site's value in the shape it has in one plain run of the model."""
+        shape = tuple(self._marginals[name].shape[:-1]) + tuple(self._supports[name].shape[1:])
+        value = value.detach()
+        return value.reshape(value.shape[value.dim() - len(shape) :]).expand(shape).clone()
 
     def sample(self, num_samples: int) -> dict[str, torch.Tensor]:
         """Draw joint samples from the posterior, ``{site: tensor [num_samples, *shape]}``.

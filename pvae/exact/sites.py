@@ -81,6 +81,13 @@ def is_deterministic(site: dict) -> bool:
 def no_finite_support(name: str, fn: Any) -> ValueError:
     """The error for a latent site that cannot be enumerated."""
     kind = type(fn).__name__
+    base = getattr(fn, "base_dist", None)
+    if base is not None and getattr(base, "has_enumerate_support", False):
+        return ValueError(
+            f"Latent site {name!r} is a {type(base).__name__} with event dims (`.to_event`), "
+            "whose joint values Pyro does not enumerate. Sample its elements in a "
+            "`pyro.plate` instead of `.to_event()`: each is then enumerated on its own."
+        )
     support = getattr(fn, "support", None)
     discrete = getattr(support, "is_discrete", False)
     what = "a countably infinite support" if discrete else "a continuous distribution"
@@ -104,6 +111,14 @@ def latent_sites(trace) -> list[str]:
             continue
         if not getattr(site["fn"], "has_enumerate_support", False):
             raise no_finite_support(name, site["fn"])
+        try:
+            site["fn"].enumerate_support(expand=False)
+        except NotImplementedError as err:  # e.g. a Binomial with per-item total_count
+            raise ValueError(
+                f"Latent site {name!r} ({type(site['fn']).__name__}) cannot list its support: "
+                f"{str(err).rstrip('.')}. Use a Categorical over 0..max(total_count) with zero "
+                "probability above each item's count."
+            ) from None
         names.append(name)
     return names
 

@@ -20,9 +20,11 @@ References
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from pvae._checks import nonnegative_int, one_of, positive_int
@@ -107,7 +109,15 @@ class LatentPaths:
                 f"coordinate 0..{self.z_dim - 1}."
             )
         loc = self._encode(self._one(x, "x"), c)[0]
-        vals = torch.as_tensor(values, dtype=loc.dtype, device=loc.device).reshape(-1)
+        flat = values.reshape(-1).tolist() if hasattr(values, "reshape") else values
+        if isinstance(flat, (str, bytes)) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in flat
+        ):
+            raise ValueError(
+                f"`values` must be numbers for latent coordinate {dim}, got {values!r}. "
+                "Pass e.g. `values=[-2, 0, 2]`."
+            )
+        vals = torch.as_tensor(flat, dtype=loc.dtype, device=loc.device).reshape(-1)
         z = loc.repeat(len(vals), 1)
         z[:, dim] = vals
         return z

@@ -21,7 +21,10 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "Encodes",
+    "HasConfig",
     "HasELBOTerms",
+    "HasLogEvidence",
     "PvaeModel",
     "SquaredError",
     "model_and_guide",
@@ -49,6 +52,28 @@ class HasELBOTerms(Protocol):
 
 
 @runtime_checkable
+class Encodes(Protocol):
+    """A model with a Gaussian encoder: ``encode(*data) -> (loc, scale)`` of q(z | x)."""
+
+    def encode(self, *args: Any) -> Any: ...
+
+
+@runtime_checkable
+class HasLogEvidence(Protocol):
+    r"""A model that knows its own :math:`\log p(x)` (a conjugate toy): a float, or a
+    callable taking the model's arguments."""
+
+    log_evidence: Any
+
+
+@runtime_checkable
+class HasConfig(Protocol):
+    """A model that can be rebuilt from ``type(model)(**model.config)``."""
+
+    config: dict
+
+
+@runtime_checkable
 class SquaredError(Protocol):
     """A model trained on squared error (``objective == "squared_error"``)."""
 
@@ -57,8 +82,9 @@ class SquaredError(Protocol):
 
 def objective(model: Any) -> str:
     """``"squared_error"`` for a deterministic autoencoder, else ``"elbo"``."""
-    value = getattr(model, "objective", "elbo") if isinstance(model, SquaredError) else "elbo"
-    return "squared_error" if value == "squared_error" else "elbo"
+    if isinstance(model, SquaredError) and model.objective == "squared_error":
+        return "squared_error"
+    return "elbo"
 
 
 def model_and_guide(model: Any, guide: Callable | None = None) -> tuple[Callable, Callable]:
@@ -98,7 +124,7 @@ def pair_and_args(
     """``(model, guide, args)`` from either calling convention of the analysis functions.
 
     * the front door, as :func:`pvae.fit` and :func:`pvae.evaluate`: ``f(model, *data,
-      guide=guide)`` or ``f(pvae_model, *data)``;
+      guide=guide)`` or ``f(pvae_model, *data)``, the data also as one tuple ``(x, y)``;
     * Pyro's: ``f(model, guide, *args)``.
 
     Raises
@@ -116,6 +142,8 @@ def pair_and_args(
     True
     """
     if guide is not None or isinstance(model, PvaeModel):
+        if len(args) == 1 and isinstance(args[0], (tuple, list)):
+            args = tuple(args[0])  # the data as fit and evaluate take it: (x, y)
         return (*model_and_guide(model, guide), tuple(args))
     if args and callable(args[0]) and not isinstance(args[0], type):
         return model, args[0], tuple(args[1:])

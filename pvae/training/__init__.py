@@ -4,7 +4,7 @@ r"""Training: the step object, the :func:`fit` loop, checkpoints, and data paral
   (``init``/``update``, as NumPyro's ``SVI``), and :class:`TrainingDivergedError`;
 - :mod:`pvae.training.elbos` -- :class:`AnalyticELBO`, pvae's analytic fast path as a
   :class:`pyro.infer.ELBO` (``pyro.infer.SVI`` takes it too);
-- :mod:`pvae.training.fit` -- :func:`fit` and :class:`FitResult`, a loop over the step
+- :mod:`pvae.training.loop` -- :func:`fit` and :class:`FitResult`, a loop over the step
   object; its pieces: :mod:`~pvae.training.inputs` (batches),
   :mod:`~pvae.training.metrics` and :mod:`~pvae.training.history` (the history's
   columns), :mod:`~pvae.training.callbacks` (progress, the monitored number, schedules),
@@ -16,7 +16,7 @@ r"""Training: the step object, the :func:`fit` loop, checkpoints, and data paral
 
 from pvae.training.checkpoint import load, save
 from pvae.training.elbos import AnalyticELBO
-from pvae.training.fit import FitResult, fit
+from pvae.training.loop import FitResult, fit
 from pvae.training.step import SVIStep, TrainingDivergedError
 
 __all__ = ["AnalyticELBO", "FitResult", "SVIStep", "TrainingDivergedError", "fit", "load", "save"]

@@ -67,7 +67,7 @@ def param_store_state(exclude: Any = ()) -> dict[str, Any]:
     """
     store = pyro.get_param_store()
     skip = {id(p) for p in exclude}
-    cons = getattr(store, "_constraints", {})
+    cons = store.get_state()["constraints"]
     values, specs = {}, {}
     for name, unconstrained in store.named_parameters():
         if id(unconstrained) in skip:
@@ -104,6 +104,15 @@ def restore_param_store(state: dict[str, Any], device: Any = None) -> None:
 
 
 # ----------------------------------------------------------------------------- files
+def as_path(path: Any) -> Path:
+    """``path`` as a :class:`pathlib.Path`, or a clear error for anything else."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(
+            f"`path` must be a file path (str or os.PathLike), got {type(path).__name__}."
+        )
+    return Path(path)
+
+
 def write_state(path: str | os.PathLike, state: dict[str, Any], *, kind: str) -> Path:
     """Write a tree of tensors and JSON values atomically to one safetensors file.
 
@@ -129,7 +138,7 @@ def write_state(path: str | os.PathLike, state: dict[str, Any], *, kind: str) ->
     >>> read_state(path)
     ('demo', {'w': tensor([1., 1.]), 'epoch': 3})
     """
-    path = Path(path)
+    path = as_path(path)
     tensors: dict[str, torch.Tensor] = {}
     tree = encode(state, tensors)
     header = {"format": _FORMAT, "version": _VERSION, "kind": kind, "state": tree}
@@ -196,7 +205,7 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     ...
     ValueError: `path` '...bad.pt' is a pickle (torch.save or Pyro ParamStore.save) file. ...
     """
-    path = Path(path)
+    path = as_path(path)
     data = path.read_bytes()
     try:
         header = json.loads(_header_metadata(data)["pvae"])

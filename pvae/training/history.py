@@ -18,7 +18,10 @@ key                                        meaning (nats per example, positive s
 
 plus ``epoch``, ``lr`` and ``beta`` (when scheduled or not 1) and ``seconds``.
 
-The key names of pvae 0.1 (:data:`DEPRECATED_KEYS`: ``reconstruction``, ``kl``, ``val_kl``)
+plus, from :func:`pvae.evaluation.collapse_callback`, ``val_num_active``,
+``val_mutual_information``, ``val_marginal_kl`` and ``val_kl_prior_dim_0``, ... (measured on
+its ``x_val``). The key names of pvae 0.1 (:data:`DEPRECATED_KEYS`: ``reconstruction``,
+``kl``, ``val_kl``, ``active_units``, ``mutual_information``, ``marginal_kl``, ``kl_dim_*``)
 still read, with a :class:`DeprecationWarning`, until pvae 0.3.
 """
 
@@ -35,12 +38,24 @@ DEPRECATED_KEYS = {
     "reconstruction": "train_reconstruction",
     "kl": "train_kl_prior",
     "val_kl": "val_kl_prior",
+    # what pvae.evaluation.collapse_callback wrote, measured on its x_val
+    "active_units": "val_num_active",
+    "mutual_information": "val_mutual_information",
+    "marginal_kl": "val_marginal_kl",
 }
+
+
+def _new_name(key: Any) -> str | None:
+    if not isinstance(key, str):
+        return None
+    if key.startswith("kl_dim_"):  # collapse_callback's per-dimension KL
+        return "val_kl_prior_dim_" + key[len("kl_dim_") :]
+    return DEPRECATED_KEYS.get(key)
 
 
 def _alias(row: dict, key: Any) -> str | None:
     """The new name of a deprecated ``key`` present in ``row`` (warning), else ``None``."""
-    new = DEPRECATED_KEYS.get(key) if isinstance(key, str) else None
+    new = _new_name(key)
     if new is None or not dict.__contains__(row, new):
         return None
     warnings.warn(
@@ -98,7 +113,7 @@ class HistoryRow(dict):
         >>> HistoryRow.from_dict({"epoch": 1, "kl": 2.0, "val_kl": 3.0})
         {'epoch': 1, 'train_kl_prior': 2.0, 'val_kl_prior': 3.0}
         """
-        return cls({DEPRECATED_KEYS.get(k, k): v for k, v in row.items()})
+        return cls({_new_name(k) or k: v for k, v in row.items()})
 
     def __reduce__(self) -> tuple:
         return (HistoryRow, (dict(self),))

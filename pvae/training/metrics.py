@@ -33,15 +33,40 @@ from typing import Any
 
 import torch
 from pyro import poutine
-from pyro.infer import ELBO, Trace_ELBO
+from pyro.infer import (
+    ELBO,
+    JitTrace_ELBO,
+    JitTraceEnum_ELBO,
+    JitTraceGraph_ELBO,
+    JitTraceMeanField_ELBO,
+    Trace_ELBO,
+    TraceEnum_ELBO,
+    TraceGraph_ELBO,
+    TraceMeanField_ELBO,
+)
 from pyro.poutine.util import site_is_subsample
 
 from pvae import _traces
 from pvae.models.protocol import HasELBOTerms, objective
-from pvae.training.elbos import kl_prior, uses_fixed_shapes
+from pvae.training.elbos import AnalyticELBO, kl_prior, uses_fixed_shapes
 from pvae.training.rng import forked_rng
 
-__all__ = ["EpochMetrics", "accepts"]
+__all__ = ["ELBO_ESTIMATORS", "EpochMetrics", "accepts"]
+
+#: Estimators whose loss is minus the ELBO (discrete sites enumerated exactly, if any):
+#: their step mean is the ``train_elbo`` column; any other (``RenyiELBO``, the IWAE bound)
+#: is reported as ``train_objective``.
+ELBO_ESTIMATORS = (
+    AnalyticELBO,
+    Trace_ELBO,
+    TraceMeanField_ELBO,
+    TraceGraph_ELBO,
+    TraceEnum_ELBO,
+    JitTrace_ELBO,
+    JitTraceMeanField_ELBO,
+    JitTraceGraph_ELBO,
+    JitTraceEnum_ELBO,
+)
 
 
 def accepts(fn: Callable, name: str) -> bool:
@@ -110,6 +135,7 @@ class EpochMetrics:
         self.device = device
         self.estimator = Trace_ELBO() if uses_fixed_shapes(estimator) else estimator
         self.per_example, self.note, self.scaled = True, "", False
+        self.minibatched = False  # fit sets it: more than one step per epoch
         self._structures: dict[int, _traces.Structure] = {}
         held = _to(held, device)
         if objective(model) == "squared_error":
@@ -136,8 +162,39 @@ class EpochMetrics:
 
     @property
     def differs(self) -> bool:
-        """The pair's trained objective is not its ELBO (scaled sites, or no ELBO at all)."""
-        return self.kind == "objective" or self.scaled
+        """The step losses are not the model's ELBO: scaled sites, no ELBO at all, an
+        estimator of another bound (``RenyiELBO``), or a global latent's KL counted once per
+        minibatch (a model without ``num_examples`` that ``fit`` could scale)."""
+        if self.kind == "objective" or self.scaled:
+            return True
+        if type(self.estimator) not in ELBO_ESTIMATORS:  # a subclass may change the loss
+            return True
+        unscaled_batches = self.minibatched and not accepts(self.model_fn, "num_examples")
+        return self.kind == "weights" and not self.per_example and unscaled_batches
+
+    def check(self, batches: Iterable) -> None:
+        """Refuse, before training, validation data the pair cannot score (a guide with
+        parameters per training example, such as AutoNormal over a local plate)."""
+        if self.kind not in ("weights", "objective"):
+            return
+        batch = next(iter(batches), None)
+        if batch is None:
+            raise ValueError("`val_data` must hold at least one example, got none.")
+        batch = _to(batch, self.device)
+        model_fn, guide_fn = self._fns(batch)
+        try:
+            with forked_rng(), torch.no_grad(), poutine.block():
+                guide = poutine.trace(guide_fn).get_trace(*batch)
+                trace = poutine.trace(poutine.replay(model_fn, trace=guide)).get_trace(*batch)
+                for tr in (guide, trace):
+                    _traces.tensor_values(tr)
+                    tr.compute_log_prob()
+        except _traces.SHAPE_ERRORS as err:
+            raise ValueError(
+                f"the guide cannot score `val_data` ({type(err).__name__}: {err}). A guide with "
+                "parameters per training example (AutoNormal over a local plate) has none for "
+                "new data: drop `val_data`, or use an amortized guide (an encoder)."
+            ) from err
 
     # ------------------------------------------------------------------------- columns
     def train(self) -> dict[str, float]:

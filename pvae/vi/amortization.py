@@ -176,6 +176,17 @@ def amortization_gap(
     _checks.one_of("best", best, ("exact", "svi"))
     num_steps = _checks.positive_int("num_steps", num_steps, example=300)
     lr = _checks.positive_float("lr", lr, example=0.05)
+    _checks.seed("seed", seed)
+    hidden = tuple(
+        _checks.positive_int(f"hidden[{i}]", h, example=8) for i, h in enumerate(hidden)
+    )
+    if model is not None:
+        _checks.callable_arg("model", model, what="a Pyro model `model(x)`")
+    with seeded(seed):
+        return _discrete_gap(model, x, hidden, num_steps, lr, seed, best)
+
+
+def _discrete_gap(model, x, hidden, num_steps, lr, seed, best) -> AmortizationGap:
     store = pyro.get_param_store()
     for name in [n for n in store.keys() if n.startswith("amortization_gap.")]:
         del store[name]  # a fresh encoder and fresh local factors on every call
@@ -203,9 +214,8 @@ def amortization_gap(
     values = trace.nodes[site]["fn"].enumerate_support(expand=False).reshape(-1)
     sizes = (x.shape[-1], *hidden, len(values))
     layers = []
-    with seeded(seed):
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            layers += [torch.nn.Linear(a, b)] + ([torch.nn.Tanh()] if i < len(sizes) - 2 else [])
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers += [torch.nn.Linear(a, b)] + ([torch.nn.Tanh()] if i < len(sizes) - 2 else [])
     encoder = torch.nn.Sequential(*layers).to(x.dtype)
 
     def amortized(x):

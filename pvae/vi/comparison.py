@@ -17,6 +17,7 @@ rows of their own. The ELBO identity it relies on lives in :mod:`pvae.vi.decompo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from pvae import _traces
-from pvae.exact import enumerate_posterior
+from pvae.exact import ExactPosterior, enumerate_posterior
 from pvae.models.protocol import PvaeModel, model_and_guide
 from pvae.vi.decomposition import (
     ELBODecomposition,
@@ -62,19 +63,18 @@ class Comparison:
         marginals (summed over a site's elements, in the record's units) and total variation
         (averaged over its elements).
     kl_qp : float or None
-        Joint :math:`\mathrm{KL}(q(z) \,\|\, p(z|x))`, equal to the ELBO gap.
+        Joint :math:`\mathrm{KL}(q(z) \,\|\, p(z|x)) = \log p(x) - \mathrm{ELBO}`, the ELBO
+        gap: what every other record calls ``kl`` (:attr:`kl` reads it too).
     kl_pq : float or None
         Joint :math:`\mathrm{KL}(p(z|x) \,\|\, q(z))` over the guide's support, when the joint
         factorizes over plate elements (``None`` otherwise). Masked latent elements count
         for nothing, as in the ELBO: they carry no factor in :math:`p` or :math:`q`.
     log_evidence, elbo : float
         :math:`\log p(x)` (the model's own density: unscaled) and the guide's ELBO.
-    elbo_gap : float
-        ``log_evidence - elbo``.
     per_example : bool
         Nats per example (means over the ``num_examples`` examples of the data plate) when
-        True, else joint totals; it covers ``kl_qp``, ``kl_pq``, ``log_evidence``, ``elbo``,
-        ``elbo_gap`` and the per-site KLs.
+        True, else joint totals; it covers ``kl_qp``, ``kl_pq``, ``log_evidence``, ``elbo``
+        and the per-site KLs.
     num_examples : int or None
 
     Examples
@@ -91,9 +91,24 @@ class Comparison:
     kl_pq: float | None
     log_evidence: float | None
     elbo: float | None
-    elbo_gap: float | None
     per_example: bool = False
     num_examples: int | None = None
+
+    @property
+    def kl(self) -> float | None:
+        r""":math:`\mathrm{KL}(q \,\|\, p(z|x))`, the name every record uses (= ``kl_qp``)."""
+        return self.kl_qp
+
+    @property
+    def elbo_gap(self) -> float | None:
+        """Deprecated: the ELBO gap is ``kl_qp`` (one name per quantity)."""
+        warnings.warn(
+            "`Comparison.elbo_gap` is `kl_qp` (= `kl`), the same number; the old name goes "
+            "away in pvae 0.3.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.kl_qp
 
     def bars(self) -> dict[str, list]:
         """Data for a grouped bar chart: ``labels``, ``exact`` and ``approx``, aligned lists.
@@ -192,10 +207,10 @@ def compare(
     >>> r = compare(toy.medical_test, MeanFieldGuide(toy.medical_test))
     >>> [round(p, 4) for p in r.bars()["exact"]], r.bars()["approx"]
     ([0.9224, 0.0776], [0.5, 0.5])
-    >>> round(r.kl_qp, 4), round(r.elbo_gap, 4)
+    >>> round(r.kl_qp, 4), round(r.log_evidence - r.elbo, 4)  # the ELBO gap
     (0.6251, 0.6251)
     """
-    is_posterior = hasattr(exact, "marginal") and hasattr(exact, "sites")
+    is_posterior = isinstance(exact, ExactPosterior)
     if isinstance(exact, PvaeModel) and not is_posterior:
         model, guide = model_and_guide(exact, guide)
         exact = None
@@ -212,8 +227,8 @@ def compare(
                 f"`exact` must be an ExactPosterior or a Pyro model, got {type(exact).__name__}."
             )
         model, exact = exact, None
-    if model is None:
-        model = getattr(exact, "model", None)
+    if model is None and exact is not None:
+        model = exact.model
     if model is None:
         raise ValueError(
             "`compare` needs the model to score the guide, got an exact posterior without "
@@ -248,7 +263,7 @@ def compare(
                 value = labels[k]
                 value = float(value) if value.numel() == 1 else tuple(value.tolist())
                 rows.append((site, i, value, float(pn[k]), float(qn[k])))
-    log_px = getattr(exact, "unscaled_log_evidence", None)
+    log_px = exact.unscaled_log_evidence
     if log_px is None:
         log_px = exact_log_evidence(model, args, kwargs)
     elbo = e.elbo()
@@ -258,6 +273,15 @@ def compare(
     kl_pq = None if kl_pq is None else float(kl_pq.sum()) / n
     gap = log_px - elbo
     return Comparison(
-        tuple(s for s in exact.sites if s in e.sites), tuple(rows), kl_qp_site, kl_pq_site,
-        tv_site, gap, kl_pq, log_px, elbo, gap, e.per_example, e.num_examples,
-    )  # fmt: skip
+        sites=tuple(s for s in exact.sites if s in e.sites),
+        rows=tuple(rows),
+        site_kl_qp=kl_qp_site,
+        site_kl_pq=kl_pq_site,
+        site_tv=tv_site,
+        kl_qp=gap,
+        kl_pq=kl_pq,
+        log_evidence=log_px,
+        elbo=elbo,
+        per_example=e.per_example,
+        num_examples=e.num_examples,
+    )

@@ -41,8 +41,9 @@ from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from pvae import _checks, _traces
+from pvae._seed import seeded
 from pvae.exact import enumerate_posterior
-from pvae.models.protocol import pair_and_args
+from pvae.models.protocol import HasLogEvidence, pair_and_args
 from pvae.vi.guide_enumeration import GuideEnumeration, enumerate_guide
 from pvae.vi.quadrature import log_evidence_by_quadrature
 
@@ -159,10 +160,17 @@ def _exact(e: GuideEnumeration, model, args, kwargs, log_evidence) -> ELBODecomp
     log_px = total / n
     elbo = _mean(elbo)
     return ELBODecomposition(
-        log_px, elbo, log_px - elbo, _mean(reconstruction), _mean(kl_prior),
-        method="enumeration", evidence_method=how, per_example=e.per_example,
-        num_examples=e.num_examples, reason=e.reason,
-    )  # fmt: skip
+        log_evidence=log_px,
+        elbo=elbo,
+        kl=log_px - elbo,
+        reconstruction=_mean(reconstruction),
+        kl_prior=_mean(kl_prior),
+        method="enumeration",
+        evidence_method=how,
+        per_example=e.per_example,
+        num_examples=e.num_examples,
+        reason=e.reason,
+    )
 
 
 def _monte_carlo(model, guide, args, kwargs, num_particles, log_evidence) -> ELBODecomposition:
@@ -183,8 +191,8 @@ def _monte_carlo(model, guide, args, kwargs, num_particles, log_evidence) -> ELB
     n = structure.num_examples if structure.per_example else 1
     how = "given"
     if log_evidence is None:
-        attr = getattr(model, "log_evidence", None)
-        if attr is not None:
+        if isinstance(model, HasLogEvidence):
+            attr = model.log_evidence
             log_evidence, how = (attr(*args, **kwargs) if callable(attr) else attr), "analytic"
         elif set(structure.guided) <= set(structure.discrete):
             log_evidence, how = exact_log_evidence(model, args, kwargs), "enumeration"
@@ -193,10 +201,21 @@ def _monte_carlo(model, guide, args, kwargs, num_particles, log_evidence) -> ELB
             how = "quadrature" if log_evidence is not None else "unavailable"
     log_px = None if log_evidence is None else float(log_evidence) / n
     return ELBODecomposition(
-        log_px, elbo, None if log_px is None else log_px - elbo, rec, kl_prior,
-        elbo_se, rec_se, kl_prior_se, "monte_carlo", how, num_particles,
-        structure.per_example, structure.num_examples, w.reason,
-    )  # fmt: skip
+        log_evidence=log_px,
+        elbo=elbo,
+        kl=None if log_px is None else log_px - elbo,
+        reconstruction=rec,
+        kl_prior=kl_prior,
+        elbo_se=elbo_se,
+        reconstruction_se=rec_se,
+        kl_prior_se=kl_prior_se,
+        method="monte_carlo",
+        evidence_method=how,
+        num_particles=num_particles,
+        per_example=structure.per_example,
+        num_examples=structure.num_examples,
+        reason=w.reason,
+    )
 
 
 def _all_discrete(model, guide, args, kwargs) -> bool:
@@ -220,6 +239,7 @@ def elbo_decomposition(
     log_evidence: float | None = None,
     num_particles: int = 1000,
     method: str = "auto",
+    seed: int | None = None,
     **kwargs: Any,
 ) -> ELBODecomposition:
     r"""Split :math:`\log p(x)` into the ELBO and the KL gap, and the ELBO into its two terms.
@@ -261,6 +281,8 @@ def elbo_decomposition(
     num_particles : int
         Guide samples for the Monte Carlo estimate.
     method : {"auto", "enumeration", "monte_carlo"}
+    seed : int, optional
+        Seeds the Monte Carlo draws (the caller's generators are restored afterwards).
 
     Returns
     -------
@@ -288,6 +310,7 @@ def elbo_decomposition(
     (0.0, 0.053)
     """
     _checks.one_of("method", method, ("auto", "enumeration", "monte_carlo"))
+    _checks.seed("seed", seed)
     model, guide, args = pair_and_args(model, args, guide)
     if method != "enumeration":
         num_particles = _checks.positive_int("num_particles", num_particles, example=1000)
@@ -298,14 +321,15 @@ def elbo_decomposition(
             )
     if log_evidence is not None:
         _checks.finite_float("log_evidence", log_evidence)
-    discrete = _all_discrete(model, guide, args, kwargs)
-    if method == "enumeration" and not discrete:
-        raise ValueError(
-            "`method='enumeration'` needs every guide latent to have finite support. Use "
-            "`method='monte_carlo'` for continuous latents."
-        )
-    if discrete and method != "monte_carlo":
-        with torch.no_grad():
-            e = enumerate_guide(model, guide, *args, **kwargs)
-            return _exact(e, model, args, kwargs, log_evidence)
-    return _monte_carlo(model, guide, args, kwargs, num_particles, log_evidence)
+    with seeded(seed):
+        discrete = _all_discrete(model, guide, args, kwargs)
+        if method == "enumeration" and not discrete:
+            raise ValueError(
+                "`method='enumeration'` needs every guide latent to have finite support. Use "
+                "`method='monte_carlo'` for continuous latents."
+            )
+        if discrete and method != "monte_carlo":
+            with torch.no_grad():
+                e = enumerate_guide(model, guide, *args, **kwargs)
+                return _exact(e, model, args, kwargs, log_evidence)
+        return _monte_carlo(model, guide, args, kwargs, num_particles, log_evidence)

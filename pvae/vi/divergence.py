@@ -150,6 +150,14 @@ def kl_divergence(
     True
     """
     _checks.one_of("method", method, ("auto", "closed_form", "monte_carlo"))
+    if num_samples is not None and not (
+        isinstance(num_samples, int) and not isinstance(num_samples, bool) and num_samples >= 2
+    ):
+        _checks.positive_int("num_samples", num_samples, example=10_000)  # names the fault
+        raise ValueError(
+            f"`num_samples` must be an integer >= 2 (a standard error needs two draws), got "
+            f"{num_samples!r}. Pass e.g. `num_samples=10_000`."
+        )
     p_dist, q_dist = isinstance(p, Distribution), isinstance(q, Distribution)
     if p_dist != q_dist:
         raise ValueError(

@@ -57,7 +57,10 @@ class MeanFieldGuide:
     prefix : str
         Parameter-name prefix; use different prefixes for guides that must coexist.
     init : {"uniform", "random"}
-        Initial factors: uniform, or drawn from a flat Dirichlet (seeded by the caller).
+        Initial factors: uniform, or drawn from a flat Dirichlet.
+    seed : int, optional
+        Seeds the random initial factors (the caller's generators are left as they were);
+        ``None`` draws them from the global generators.
 
     Examples
     --------
@@ -73,10 +76,19 @@ class MeanFieldGuide:
     """
 
     def __init__(
-        self, model: Callable, *args: Any, prefix: str = "mf", init: str = "uniform", **kwargs
+        self,
+        model: Callable,
+        *args: Any,
+        prefix: str = "mf",
+        init: str = "uniform",
+        seed: int | None = None,
+        **kwargs,
     ):
         _checks.one_of("init", init, ("uniform", "random"))
-        with poutine.block(), torch.no_grad():
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"`prefix` must be a non-empty string, got {prefix!r}.")
+        self.seed = _checks.seed("seed", seed)
+        with poutine.block(), torch.no_grad(), seeded(seed):
             trace = prune_subsample_sites(poutine.trace(model).get_trace(*args, **kwargs))
         self.prefix, self.init, self.specs = prefix, init, {}
         names = [
@@ -107,7 +119,8 @@ class MeanFieldGuide:
             init = uniform_factor(values, batch_shape)
         else:
             ones = torch.ones(len(values), dtype=_dtype(values))
-            init = torch.distributions.Dirichlet(ones).sample(batch_shape)
+            with seeded(None if self.seed is None else self.seed + self.sites.index(name)):
+                init = torch.distributions.Dirichlet(ones).sample(batch_shape)
         return pyro.param(f"{self.prefix}.{name}", init, constraint=constraints.simplex)
 
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
@@ -207,7 +220,8 @@ def fit_guide(
     num_steps = _checks.positive_int("num_steps", num_steps, example=500)
     lr = _checks.positive_float("lr", lr, example=0.05)
     _checks.seed("seed", seed)
-    e0 = enumerate_guide(model, guide, *args, **kwargs)  # picks the engine, once
+    with seeded(seed):
+        e0 = enumerate_guide(model, guide, *args, **kwargs)  # picks the engine, once
     structure = e0.structure
 
     def loss(model, guide, *args, **kwargs):
@@ -220,3 +234,12 @@ def fit_guide(
         with torch.no_grad():
             final = -float(loss(model, guide, *args, **kwargs))
     return GuideFit(elbos, final, e0.method)
+
+
+def __getattr__(name: str):
+    """pvae 0.1 kept CAVI here (``pvae.guides.cavi``); now :mod:`pvae.vi.coordinate_ascent`."""
+    if name in ("cavi", "CAVIResult"):
+        from pvae.vi import coordinate_ascent
+
+        return getattr(coordinate_ascent, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ def test_collapse_closed_form_kl_and_active_units():
             torch.tensor(0.0, dtype=torch.float64),
         ]
     )
-    np.testing.assert_allclose(d.kl_per_dim.double(), expected_kl, atol=1e-6)
+    np.testing.assert_allclose(d.kl_prior_per_dim.double(), expected_kl, atol=1e-6)
     np.testing.assert_allclose(d.activity[:2].double(), x.var(0), rtol=1e-5)
     # Var(x1) = 0.0025 < 0.01: inactive even though it moves a little
     assert d.active_units.tolist() == [True, False, False] and d.num_active == 1
@@ -70,10 +70,10 @@ def test_collapse_callback_and_errors():
     cb = collapse_callback(torch.randn(50, 2), every=2)
     assert cb(1, HandEncoder(), {}) is None
     row = cb(2, HandEncoder(), {"epoch": 2})
-    assert set(row) == {"num_active", "mutual_information", "marginal_kl"} | {
-        f"kl_dim_{i}" for i in range(3)
+    assert set(row) == {"val_num_active", "val_mutual_information", "val_marginal_kl"} | {
+        f"val_kl_prior_dim_{i}" for i in range(3)
     }
-    assert row["kl_dim_2"] == pytest.approx(0.0, abs=1e-12)
+    assert row["val_kl_prior_dim_2"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="`vae` must have `encode"):
         collapse_diagnostics(object(), torch.randn(5, 2))
     with pytest.raises(ValueError, match="at least 2 data points"):
@@ -85,7 +85,7 @@ def test_collapse_callback_and_errors():
 def test_large_beta_vae_has_fewer_active_units():
     from pvae.data import digits
     from pvae.models.vae import VAE
-    from pvae.training.fit import fit
+    from pvae.training.loop import fit
 
     data = digits(binarize="static")
     x, x_val = data.x_train[:300], data.x_test[:200]
@@ -97,10 +97,37 @@ def test_large_beta_vae_has_fewer_active_units():
             vae, x, epochs=12, batch_size=50, lr=1e-2, seed=0, progress=False,
             elbo="analytic", callbacks=[collapse_callback(x_val, every=4)],
         )  # fmt: skip
-        rows = [r for r in result.history if "num_active" in r]
+        rows = [r for r in result.history if "val_num_active" in r]
         assert [r["epoch"] for r in rows] == [4, 8, 12]
         found[beta] = collapse_diagnostics(vae, x_val)
-        assert rows[-1]["num_active"] == found[beta].num_active  # same x_val, same encoder
+        assert rows[-1]["val_num_active"] == found[beta].num_active  # same x_val, same encoder
     assert found[1.0].num_active >= 2
     assert found[20.0].num_active < found[1.0].num_active
     assert found[20.0].mutual_information < found[1.0].mutual_information
+
+
+def test_front_door_for_a_conditional_vae_and_a_clear_error_for_an_autoencoder():
+    from pvae.models import VAE, Autoencoder, ConditionalVAE
+
+    x = (torch.rand(20, 4) > 0.5).float()
+    y = torch.arange(20) % 2
+    cvae = ConditionalVAE(4, 2, num_classes=2, hidden=(), seed=0)
+    loc, scale = cvae.encode(x, y)
+    d = collapse_diagnostics(cvae, (x, y))  # the data as fit takes it
+    expected = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).mean(0).double()
+    assert torch.allclose(d.kl_prior_per_dim.double(), expected.detach(), atol=1e-6)
+    assert collapse_diagnostics(cvae, x, y).num_active == d.num_active
+    with pytest.raises(ValueError, match="an Autoencoder's code is a point"):
+        collapse_diagnostics(Autoencoder(4, 2), x)
+    with pytest.warns(DeprecationWarning, match="renamed `kl_prior_per_dim`"):
+        assert collapse_diagnostics(VAE(4, 2, hidden=()), x).kl_per_dim.shape == (2,)
+
+
+def test_the_callbacks_old_history_keys_still_read():
+    from pvae.training.history import HistoryRow
+
+    row = HistoryRow(val_num_active=3, val_kl_prior_dim_0=0.5)
+    with pytest.warns(DeprecationWarning, match="use 'val_num_active'"):
+        assert row["active_units"] == 3
+    with pytest.warns(DeprecationWarning, match="use 'val_kl_prior_dim_0'"):
+        assert row["kl_dim_0"] == 0.5

@@ -96,7 +96,7 @@ def test_bad_arguments_are_refused():
         Autoencoder(3, 2, activation="step")
     with pytest.raises(ValueError, match="`output_activation` must be one of"):
         Autoencoder(3, 2, output_activation="step")
-    with pytest.raises(ValueError, match="`seed` must be None or a non-negative integer"):
+    with pytest.raises(ValueError, match="`seed` must be None or an integer from 0 to"):
         Autoencoder(3, 2, seed=-1)
     with pytest.raises(ValueError, match=r"`n` must be a positive integer, got 2.5"):
         Autoencoder(3, 2).sample(2.5)

@@ -281,7 +281,7 @@ def test_seed_fixes_the_initial_weights_and_leaves_the_rng_alone(make):
 
 def test_seed_is_validated():
     for bad in (-1, 1.5, True, "0"):
-        with pytest.raises(ValueError, match="`seed` must be None or a non-negative integer"):
+        with pytest.raises(ValueError, match="`seed` must be None or an integer from 0 to"):
             VAE(3, 2, seed=bad)
 
 

@@ -281,7 +281,7 @@ def _fit_linear_vae(batch_size, out=None, rank=0):
     """pvae.fit on a linear VAE; returns (params, test ELBO, test log-likelihood, history)."""
     from pvae.evaluation import evaluate
     from pvae.models.vae import VAE
-    from pvae.training.fit import fit
+    from pvae.training.loop import fit
 
     x_train, x_test = _linear_gaussian_data()
     pyro.set_rng_seed(rank)  # ranks start from different weights: fit must align them

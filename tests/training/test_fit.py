@@ -11,7 +11,7 @@ from pyro.distributions import constraints
 from pvae.models import VAE, Autoencoder
 from pvae.training.checkpoint import read_state
 from pvae.training.elbos import kl_prior
-from pvae.training.fit import FitResult, TrainingDivergedError, fit
+from pvae.training.loop import FitResult, TrainingDivergedError, fit
 
 
 def _digits_like(n=96, d=12, seed=0):
@@ -380,7 +380,7 @@ def test_invalid_arguments():
         ({"num_particles": True}, "`num_particles` must be a positive integer, got True"),
         ({"early_stopping": 0}, "`early_stopping` must be a positive integer"),
         ({"checkpoint_every": 1.0}, "`checkpoint_every` must be a positive integer"),
-        ({"seed": -1}, "`seed` must be None or a non-negative integer"),
+        ({"seed": -1}, "`seed` must be None or an integer from 0 to"),
         ({"shuffle": 1}, "`shuffle` must be True or False, got 1"),
         ({"progress": "yes"}, "`progress` must be True or False"),
         ({"callbacks": [print, 3]}, r"`callbacks\[1\]` must be a callable"),

@@ -13,8 +13,8 @@ from pyro.distributions import constraints
 
 from pvae.models import VAE
 from pvae.training.elbos import kl_prior
-from pvae.training.fit import fit
 from pvae.training.history import DEPRECATED_KEYS, HistoryRow
+from pvae.training.loop import fit
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -24,6 +24,7 @@ def test_old_keys_read_with_a_deprecation_warning():
     row = HistoryRow(epoch=2, train_reconstruction=-4.0, train_kl_prior=1.5, val_kl_prior=2.0)
     assert list(row) == ["epoch", "train_reconstruction", "train_kl_prior", "val_kl_prior"]
     assert json.loads(json.dumps(row)) == dict(row)
+    row.update(val_num_active=3, val_mutual_information=0.5, val_marginal_kl=0.25)
     for old, new in DEPRECATED_KEYS.items():
         with pytest.warns(DeprecationWarning, match=f"'{old}' is deprecated.*use '{new}'"):
             assert row[old] == row[new]
@@ -32,6 +33,7 @@ def test_old_keys_read_with_a_deprecation_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert row.get("missing", 7) == 7 and "missing" not in row and row.copy() == row
+        assert list(row)[:4] == ["epoch", "train_reconstruction", "train_kl_prior", "val_kl_prior"]
         with pytest.raises(KeyError):
             row["nope"]
     assert HistoryRow.from_dict({"reconstruction": 1.0, "epoch": 1}) == {

@@ -9,7 +9,7 @@ import torch
 
 from pvae import toy
 from pvae.exact import enumerate_posterior
-from pvae.vi.cavi import cavi
+from pvae.vi.coordinate_ascent import cavi
 from pvae.vi.decomposition import elbo_decomposition
 from pvae.vi.guides import MeanFieldGuide, fit_guide
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import torch
 
 from pvae import _checks
+from pvae._seed import seeded
 from pvae.vi.guide_enumeration import enumerate_guide, weighted
 from pvae.vi.guides import MeanFieldGuide, sample_factors, uniform_factor
 
@@ -138,7 +139,9 @@ def cavi(
     num_restarts = _checks.nonnegative_int("num_restarts", num_restarts, example=10)
     max_iterations = _checks.positive_int("max_iterations", max_iterations, example=1000)
     tol = _checks.nonnegative_float("tol", tol, example=1e-12)
-    sites, supports, table = _joint_table(model, args, kwargs)
+    seed = _checks.seed("seed", seed)
+    with seeded(seed):
+        sites, supports, table = _joint_table(model, args, kwargs)
     log_z = float(torch.logsumexp(table.reshape(-1), 0))
     gen = torch.Generator().manual_seed(seed)
     best = None

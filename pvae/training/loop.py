@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pyro
 import torch
@@ -46,69 +46,11 @@ from pvae.training.elbos import uses_fixed_shapes
 from pvae.training.history import HistoryRow
 from pvae.training.inputs import TrainingInputs, training_inputs
 from pvae.training.metrics import EpochMetrics, accepts
+from pvae.training.result import FitResult
 from pvae.training.resume import Checkpointer, resume
 from pvae.training.step import SVIStep, TrainingDivergedError, divergence_message
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
-
-
-class FitResult(NamedTuple):
-    r"""What :func:`fit` returns.
-
-    Parameters
-    ----------
-    history : list of dict
-        One row per epoch (:class:`~pvae.training.history.HistoryRow`), in nats per example:
-        ``epoch``; ``train_elbo``, ``train_reconstruction``, ``train_kl_prior`` and, with
-        ``val_data``, ``val_elbo``, ``val_reconstruction``, ``val_kl_prior`` -- always the
-        model's ELBO and terms (:math:`\beta = 1`, masked, unscaled); ``train_objective``,
-        the trained objective, where it differs from the ELBO (:math:`\beta \ne 1`, a
-        ``beta_schedule``, ``poutine.scale`` in a custom pair); ``train_loss`` and
-        ``val_loss`` instead for squared-error models; ``lr``/``beta`` when scheduled (or
-        ``beta != 1``); ``seconds``; and whatever the callbacks add.
-    best_epoch : int
-        Epoch with the best validation (else training) ELBO.
-    params : dict of str to torch.Tensor
-        Final parameters (detached copies): the module's ``state_dict`` for a module,
-        else the constrained values of the Pyro param store entries that were trained.
-    stopped : str
-        ``"completed"``, ``"early_stopping"`` or ``"interrupted"``.
-    checkpoint : pathlib.Path or None
-        The last checkpoint written (``checkpoint_dir/last.safetensors``), if any.
-    per_example : bool
-        False when the ELBO columns are the joint ELBO of the data set divided by its
-        number of examples (global latents, a guide that couples the examples).
-    note : str
-        Why, or why the history has no ELBO columns ("" when nothing needs saying).
-
-    Examples
-    --------
-    >>> res = FitResult([{"epoch": 1, "train_elbo": -3.2}], 1, {}, "completed", None)
-    >>> res.history[res.best_epoch - 1]["train_elbo"], res.per_example
-    (-3.2, True)
-    >>> res
-    FitResult(1 epoch, stopped='completed', best_epoch=1, train_elbo=-3.2, nats per example)
-    """
-
-    history: list[dict[str, float]]
-    best_epoch: int
-    params: dict[str, torch.Tensor]
-    stopped: str
-    checkpoint: Path | None
-    per_example: bool = True
-    note: str = ""
-
-    def __repr__(self) -> str:
-        last = self.history[-1] if self.history else {}
-        shown = [
-            f"{k}={last[k]:.6g}" for k in ("train_elbo", "val_elbo", "train_loss") if k in last
-        ]
-        unit = "nats per example" if self.per_example else "joint nats / number of examples"
-        epochs = f"{len(self.history)} epoch{'s' if len(self.history) != 1 else ''}"
-        return (
-            f"FitResult({epochs}, stopped={self.stopped!r}, best_epoch={self.best_epoch}, "
-            f"{', '.join(shown + [unit])})"
-        )
 
 
 def _with_size(fn: Callable, size: int) -> Callable:
@@ -331,15 +273,26 @@ def fit(
         pair = (
             (model, None) if guide is None else (_with_size(model_fn, n), _with_size(guide_fn, n))
         )
-        step = SVIStep(*pair, elbo=elbo, num_particles=num_particles, optimizer=optimizer, lr=lr,
-                       clip_norm=clip_norm, context=context)  # fmt: skip
+        step = SVIStep(
+            *pair,
+            elbo=elbo,
+            num_particles=num_particles,
+            optimizer=optimizer,
+            lr=lr,
+            clip_norm=clip_norm,
+            context=context,
+        )
         if uses_fixed_shapes(step.elbo) and n < batch_size:
             raise ValueError(
                 f'`elbo="jit"` drops incomplete batches, but `batch_size`={batch_size} exceeds '
                 f"the {n} examples. Use a smaller `batch_size`."
             )
-        metrics = EpochMetrics(model, model_fn, guide_fn, inputs.held, inputs.whole, step.elbo,
-                               device)  # fmt: skip
+        metrics = EpochMetrics(
+            model, model_fn, guide_fn, inputs.held, inputs.whole, step.elbo, device
+        )
+        metrics.minibatched = len(inputs.batches) > 1
+        if inputs.val is not None:
+            metrics.check(inputs.val)
         beta = terms and (beta_schedule is not None or model.beta != 1.0)  # a beta-VAE
         val = ["val_elbo", "val_objective", "val_loss"] if inputs.val is not None else []
         monitor = Monitor([*val, "train_elbo", "train_objective", "train_loss"], early_stopping)
