@@ -426,3 +426,67 @@ def test_a_discrete_guide_reads_discrete_not_bad():
     near = pvae.psis_khat(toy.medical_test, guide(0.0792), num_particles=200)
     assert exact.diagnosis == "exact"
     assert near.diagnosis == "discrete" and math.isnan(near.khat) and "pvae.compare" in near.reason
+
+
+# --------------------------------------------------------------- found by the hunt
+def _local_model(x):
+    with pyro.plate("data", len(x)):
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+
+def test_evaluate_refuses_chunks_a_per_example_guide_cannot_follow():
+    x = torch.randn(6, generator=torch.Generator().manual_seed(0)) * 1.5
+    guide = AutoNormal(_local_model)
+    guide(x)
+    with pytest.raises(ValueError, match="Raise `max_elements`"):
+        pvae.evaluate(_local_model, x, guide=guide, num_particles=1000, max_elements=1000)
+    whole = pvae.evaluate(_local_model, x, guide=guide, num_particles=1000)
+    assert whole.per_example and whole.num_examples == 6
+
+
+def test_fit_reports_another_bound_and_unscaled_minibatches_as_the_objective():
+    """RenyiELBO(alpha=0) trains the IWAE bound: `train_elbo` stays the ELBO (closed form)."""
+    from pyro.infer import RenyiELBO
+
+    x = torch.tensor([2.0, -1.0, 0.5, 3.0])
+
+    def guide(x):
+        pyro.param("unused", torch.tensor(0.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.Normal(0.0, 0.3))
+
+    iwae = RenyiELBO(alpha=0, num_particles=10, vectorize_particles=True, max_plate_nesting=1)
+    res = pvae.fit(_local_model, x, guide=guide, elbo=iwae, epochs=200,
+                   optimizer=torch.optim.SGD, lr=1e-9, seed=0)  # fmt: skip
+    elbos = torch.tensor([r["train_elbo"] for r in res.history], dtype=torch.float64)
+    objective = torch.tensor([r["train_objective"] for r in res.history])
+    # ELBO per example: E_q log N(x; z, 1) - KL(N(0, 0.3) || N(0, 1)), in closed form
+    rec = float(dist.Normal(0.0, 1.0).log_prob(x).mean()) - 0.5 * 0.3**2
+    kl = math.log(1 / 0.3) + (0.3**2 - 1) / 2
+    se = float(elbos.std() / len(elbos) ** 0.5)
+    assert abs(float(elbos.mean()) - (rec - kl)) < 4 * se
+    assert float(objective.mean()) > rec - kl + 0.1  # the IWAE bound is above the ELBO
+
+
+def test_fit_refuses_val_data_a_per_example_guide_cannot_score():
+    with pytest.raises(ValueError, match="cannot score `val_data`"):
+        pvae.fit(_local_model, torch.randn(8), guide=AutoNormal(_local_model), epochs=2,
+                 batch_size=8, val_data=torch.randn(5), seed=0)  # fmt: skip
+
+
+def test_latents_that_cannot_list_their_support_say_why():
+    def binomial(counts):
+        with pyro.plate("data", 3):
+            n = pyro.sample("n", dist.Binomial(torch.tensor([1.0, 2.0, 3.0]), 0.5))
+            pyro.sample("obs", dist.Poisson(0.5 + n), obs=counts)
+
+    with pytest.raises(ValueError, match="'n' \\(Binomial\\) cannot list its support"):
+        pvae.enumerate_posterior(binomial, torch.tensor([2.0, 0.0, 3.0]))
+
+    def events():
+        z = pyro.sample("z", dist.Bernoulli(torch.full((3,), 0.3)).to_event(1))
+        pyro.sample("x", dist.Normal(z.sum(), 1.0), obs=torch.tensor(1.0))
+
+    with pytest.raises(ValueError, match="in a `pyro.plate` instead of `.to_event"):
+        pvae.enumerate_posterior(events)
