@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pvae._checks import seed as check_seed
 from pvae.data.batches import as_tensor
 from pvae.data.binarization import DynamicBinarized, unit_interval
 from pvae.data.files import load_array, read_idx
@@ -113,6 +114,9 @@ def _finish(
 ) -> ImageData:
     if binarize not in (None, "static", "dynamic"):
         raise ValueError(f"`binarize` must be None, 'static' or 'dynamic', got {binarize!r}.")
+    seed = check_seed("seed", seed)
+    if seed is None:
+        raise ValueError("`seed` must be an integer (it fixes the binarized test set), got None.")
     if binarize is not None:
         generator = torch.Generator().manual_seed(seed)
         # the test set first, so that "static" and "dynamic" share the same binary test set

@@ -234,6 +234,11 @@ def evaluate(
             f"`model` ({type(model).__name__}) is trained on squared error and has no "
             "likelihood, so it has no ELBO or log p(x). Compare reconstruction errors instead."
         )
+    if callable(data) and not isinstance(data, torch.Tensor):
+        raise ValueError(
+            f"`data` must be the examples, got a callable ({type(data).__name__}): `evaluate` "
+            "takes `evaluate(model, data, guide=guide)`, not Pyro's `(model, guide, *args)`."
+        )
     model, guide = model_and_guide(model, guide)
     with seeded(seed), torch.no_grad():
         return _evaluate(model, guide, data, num_particles, max_elements, device)

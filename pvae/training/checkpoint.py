@@ -37,6 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
+from pvae.models.protocol import HasConfig
 from pvae.training.codec import decode, decode_constraint, encode, encode_constraint
 
 __all__ = [
@@ -283,7 +284,7 @@ def model_state(model: torch.nn.Module) -> dict[str, Any]:
     >>> state["class"], state["custom"], sorted(state["state_dict"])
     ('Linear', True, ['bias', 'weight'])
     """
-    config = getattr(model, "config", None)
+    config = model.config if isinstance(model, HasConfig) else None
     if config is not None:
         config = dict(config)
         json.dumps(config)  # fail early on non-JSON config
