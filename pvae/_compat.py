@@ -10,6 +10,9 @@ modules, so ``from pvae.train import fit`` and ``import pvae.comparison`` still 
   away in 0.3 (see ``CHANGELOG.md``).
 
 Old and new path give the same module object, so ``pvae.fit is pvae.training.loop.fit``.
+
+The renamed record fields and dict keys of 0.1 (``Evaluation.log_likelihood``, history
+``kl``, ...) read through :func:`renamed` and :class:`RenamedKeys`, with one warning.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import importlib.util
 import sys
 import warnings
 
-__all__ = ["ALIASES", "DEPRECATED", "install"]
+__all__ = ["ALIASES", "DEPRECATED", "RenamedKeys", "install", "renamed", "warn_renamed"]
 
 #: Short submodule names that stay (no warning).
 ALIASES = {
@@ -85,3 +88,79 @@ def install() -> None:
     """Put the finder on :data:`sys.meta_path` (once)."""
     if _FINDER not in sys.meta_path:
         sys.meta_path.append(_FINDER)
+
+
+# ----------------------------------------------------------------------------- old names
+def warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
+    """The one warning for a name of pvae 0.1 that still reads until 0.3."""
+    warnings.warn(
+        f"{old} is renamed `{new}` in pvae 0.2 (one name per quantity); the old name goes "
+        "away in 0.3.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def renamed(record: str, old: str, new: str) -> property:
+    """A read-only attribute ``old`` of a record that reads ``new``, with a warning."""
+
+    def read(self):
+        warn_renamed(f"`{record}.{old}`", new)
+        return getattr(self, new)
+
+    read.__doc__ = f"Deprecated name of :attr:`{new}` (pvae 0.1)."
+    return property(read)
+
+
+class RenamedKeys(dict):
+    """A ``dict`` that also answers the key names of pvae 0.1, with a warning.
+
+    Iteration, ``keys()``, ``in``, JSON and equality see only the current names; reading an
+    old name (``d[old]``, ``d.get(old)``) gives the current value with a
+    :class:`DeprecationWarning`. Subclasses set :attr:`what` and :meth:`new_name`.
+
+    Examples
+    --------
+    >>> class Row(RenamedKeys):
+    ...     what = "the key"
+    ...     @staticmethod
+    ...     def new_name(key):
+    ...         return {"kl": "kl_prior"}.get(key)
+    >>> row = Row(kl_prior=1.5)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     old = row["kl"]
+    >>> old, list(row), caught[0].category.__name__
+    (1.5, ['kl_prior'], 'DeprecationWarning')
+    """
+
+    what = "the key"
+
+    @staticmethod
+    def new_name(key) -> str | None:
+        """The current name of an old ``key`` (``None`` for a current or unknown one)."""
+        return None
+
+    def _alias(self, key) -> str | None:
+        new = self.new_name(key) if isinstance(key, str) else None
+        if new is None or not dict.__contains__(self, new):
+            return None
+        warnings.warn(
+            f"{self.what} {key!r} is deprecated since pvae 0.2 and goes away in 0.3; use "
+            f"{new!r}.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return new
+
+    def __missing__(self, key):
+        new = self._alias(key)
+        if new is None:
+            raise KeyError(key)
+        return dict.__getitem__(self, new)
+
+    def get(self, key, default=None):
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        new = self._alias(key)
+        return default if new is None else dict.__getitem__(self, new)

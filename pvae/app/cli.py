@@ -17,11 +17,11 @@ matplotlib) are imported only when a subcommand runs, so ``pvae --help`` is inst
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Sequence
 
+from pvae import _checks
 from pvae.app.commands import (
     CommandError,
     build_model,
@@ -49,34 +49,22 @@ TOY_NAMES = (
 MODEL_NAMES = MODELS.aliases
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _argument(convert, check, what: str):
+    """An argparse ``type=``: ``convert`` the text, then check it (:mod:`pvae._checks`)."""
+
+    def parse(text: str):
+        try:
+            return check("value", convert(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+_positive_int = _argument(int, _checks.positive_int, "a positive integer")
+_nonnegative_int = _argument(int, _checks.nonnegative_int, "an integer >= 0")
+_positive_float = _argument(float, _checks.positive_float, "a positive number")
 
 
 def build_parser() -> argparse.ArgumentParser:

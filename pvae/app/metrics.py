@@ -18,12 +18,12 @@ References
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import torch
 
 from pvae._checks import positive_int
+from pvae._compat import RenamedKeys
 from pvae.models.protocol import objective
 
 __all__ = ["DEPRECATED_KEYS", "Metrics", "evaluate_model", "format_metrics"]
@@ -36,7 +36,7 @@ DEPRECATED_KEYS = {
 }
 
 
-class Metrics(dict):
+class Metrics(RenamedKeys):
     """A ``dict`` of metrics that also answers the pvae 0.1 names, with a warning.
 
     Iteration, ``keys()``, ``in`` and JSON see only the current names (``log_evidence``,
@@ -56,28 +56,8 @@ class Metrics(dict):
     (-3.0, 'DeprecationWarning')
     """
 
-    def _renamed(self, key: Any) -> str | None:
-        new = DEPRECATED_KEYS.get(key) if isinstance(key, str) else None
-        if new is None or not dict.__contains__(self, new):
-            return None
-        warnings.warn(
-            f"the metric {key!r} is deprecated since pvae 0.2 and goes away in 0.3; use {new!r}.",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return new
-
-    def __missing__(self, key: Any) -> Any:
-        new = self._renamed(key)
-        if new is None:
-            raise KeyError(key)
-        return dict.__getitem__(self, new)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        if dict.__contains__(self, key):
-            return dict.__getitem__(self, key)
-        new = self._renamed(key)
-        return default if new is None else dict.__getitem__(self, new)
+    what = "the metric"
+    new_name = staticmethod(DEPRECATED_KEYS.get)
 
 
 def evaluate_model(model: Any, x: Any, y: Any = None, *, num_particles: int = 100) -> Metrics:

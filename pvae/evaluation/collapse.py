@@ -19,13 +19,13 @@ References
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 
 from pvae import _checks
+from pvae._compat import renamed
 from pvae._seed import seeded
 from pvae.data import as_tensor
 from pvae.models.protocol import Encodes
@@ -53,27 +53,8 @@ class CollapseDiagnostics(NamedTuple):
     #: Johnson).
     marginal_kl: float
 
-    @property
-    def kl(self) -> float:
-        """Deprecated name of :attr:`kl_prior` (pvae 0.1)."""
-        warnings.warn(
-            "`CollapseDiagnostics.kl` is renamed `kl_prior` (KL to the prior; `kl` names KL to "
-            "the posterior across pvae); the old name goes away in pvae 0.3.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.kl_prior
-
-    @property
-    def kl_per_dim(self) -> torch.Tensor:
-        """Deprecated name of :attr:`kl_prior_per_dim` (pvae 0.1)."""
-        warnings.warn(
-            "`CollapseDiagnostics.kl_per_dim` is renamed `kl_prior_per_dim`; the old name goes "
-            "away in pvae 0.3.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.kl_prior_per_dim
+    kl = renamed("CollapseDiagnostics", "kl", "kl_prior")
+    kl_per_dim = renamed("CollapseDiagnostics", "kl_per_dim", "kl_prior_per_dim")
 
 
 def _encode(vae, data: tuple):

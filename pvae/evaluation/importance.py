@@ -30,13 +30,13 @@ References
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 
 from pvae import _checks, _traces
+from pvae._compat import renamed
 from pvae._seed import seeded
 from pvae.data import as_batches
 from pvae.models.protocol import model_and_guide, objective
@@ -94,23 +94,9 @@ class Evaluation(NamedTuple):
     vectorized: bool = True
     reason: str = ""
 
-    @property
-    def log_likelihood(self) -> float:
-        """Deprecated name of :attr:`log_evidence` (pvae 0.1)."""
-        _renamed("log_likelihood", "log_evidence")
-        return self.log_evidence
-
-    @property
-    def log_likelihood_se(self) -> float:
-        """Deprecated name of :attr:`log_evidence_se` (pvae 0.1)."""
-        _renamed("log_likelihood_se", "log_evidence_se")
-        return self.log_evidence_se
-
-    @property
-    def kl(self) -> float:
-        """Deprecated name of :attr:`kl_prior` (pvae 0.1): KL to the prior, not the posterior."""
-        _renamed("kl", "kl_prior")
-        return self.kl_prior
+    log_likelihood = renamed("Evaluation", "log_likelihood", "log_evidence")
+    log_likelihood_se = renamed("Evaluation", "log_likelihood_se", "log_evidence_se")
+    kl = renamed("Evaluation", "kl", "kl_prior")  # KL to the prior, not to the posterior
 
     def __str__(self) -> str:
         unit = f"per example, mean over {self.num_examples}" if self.per_example else "joint"
@@ -121,15 +107,6 @@ class Evaluation(NamedTuple):
             f"  reconstruction  {self.reconstruction: .4f}\n"
             f"  KL(q || p(z))   {self.kl_prior: .4f}"
         )
-
-
-def _renamed(old: str, new: str) -> None:
-    warnings.warn(
-        f"`Evaluation.{old}` is renamed `{new}` (one name per quantity); the old name goes "
-        "away in pvae 0.3.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
 
 
 def _iwae_se(log_w: torch.Tensor) -> float:

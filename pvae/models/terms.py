@@ -27,13 +27,13 @@ References
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, NamedTuple
 
 import torch
 from pyro.poutine.messenger import Messenger
 
 from pvae._checks import nonnegative_float
+from pvae._compat import renamed
 
 __all__ = ["ELBOTerms", "KLWeightMessenger"]
 
@@ -59,16 +59,7 @@ class ELBOTerms(NamedTuple):
     reconstruction: torch.Tensor
     kl_prior: torch.Tensor
 
-    @property
-    def kl(self) -> torch.Tensor:
-        """Deprecated alias of :attr:`kl_prior` (removed in pvae 0.3)."""
-        warnings.warn(
-            "`ELBOTerms.kl` is deprecated and goes away in pvae 0.3: it is KL(q || p(z)), "
-            "now `ELBOTerms.kl_prior` (`kl` names KL(q || p(z | x)) across pvae).",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.kl_prior
+    kl = renamed("ELBOTerms", "kl", "kl_prior")  # KL(q || p(z)); `kl` is to the posterior
 
 
 class KLWeightMessenger(Messenger):

@@ -27,9 +27,10 @@ still read, with a :class:`DeprecationWarning`, until pvae 0.3.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
+
+from pvae._compat import RenamedKeys
 
 __all__ = ["DEPRECATED_KEYS", "HistoryRow"]
 
@@ -53,20 +54,7 @@ def _new_name(key: Any) -> str | None:
     return DEPRECATED_KEYS.get(key)
 
 
-def _alias(row: dict, key: Any) -> str | None:
-    """The new name of a deprecated ``key`` present in ``row`` (warning), else ``None``."""
-    new = _new_name(key)
-    if new is None or not dict.__contains__(row, new):
-        return None
-    warnings.warn(
-        f"the history key {key!r} is deprecated since pvae 0.2 and goes away in 0.3; use {new!r}.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return new
-
-
-class HistoryRow(dict):
+class HistoryRow(RenamedKeys):
     """One epoch of a fit history: a plain ``dict`` that also answers the 0.1 key names.
 
     Iteration, ``keys()``, JSON and equality see only the current names; reading an old
@@ -86,20 +74,11 @@ class HistoryRow(dict):
     (1.25, 'DeprecationWarning')
     """
 
-    def __missing__(self, key: Any) -> Any:
-        new = _alias(self, key)
-        if new is None:
-            raise KeyError(key)
-        return dict.__getitem__(self, new)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        if dict.__contains__(self, key):
-            return dict.__getitem__(self, key)
-        new = _alias(self, key)
-        return default if new is None else dict.__getitem__(self, new)
+    what = "the history key"
+    new_name = staticmethod(_new_name)
 
     def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key) or _alias(self, key) is not None
+        return dict.__contains__(self, key) or self._alias(key) is not None
 
     def copy(self) -> HistoryRow:
         return HistoryRow(self)

@@ -17,7 +17,6 @@ rows of their own. The ELBO identity it relies on lives in :mod:`pvae.vi.decompo
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from pvae import _traces
+from pvae._compat import renamed
 from pvae.exact import ExactPosterior, enumerate_posterior
 from pvae.models.protocol import PvaeModel, model_and_guide
 from pvae.vi.decomposition import (
@@ -99,16 +99,7 @@ class Comparison:
         r""":math:`\mathrm{KL}(q \,\|\, p(z|x))`, the name every record uses (= ``kl_qp``)."""
         return self.kl_qp
 
-    @property
-    def elbo_gap(self) -> float | None:
-        """Deprecated: the ELBO gap is ``kl_qp`` (one name per quantity)."""
-        warnings.warn(
-            "`Comparison.elbo_gap` is `kl_qp` (= `kl`), the same number; the old name goes "
-            "away in pvae 0.3.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.kl_qp
+    elbo_gap = renamed("Comparison", "elbo_gap", "kl_qp")  # the same number
 
     def bars(self) -> dict[str, list]:
         """Data for a grouped bar chart: ``labels``, ``exact`` and ``approx``, aligned lists.

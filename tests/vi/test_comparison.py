@@ -296,7 +296,7 @@ def test_compare_burglary_table_and_bars():
         assert r.site_kl_pq[site] == pytest.approx(kl_divergence(exact, approx), abs=1e-9)
     d = elbo_decomposition(model, guide)
     assert r.kl_qp == pytest.approx(d.kl, abs=1e-12) and r.kl == r.kl_qp
-    with pytest.warns(DeprecationWarning, match="`Comparison.elbo_gap` is `kl_qp`"):
+    with pytest.warns(DeprecationWarning, match="`Comparison.elbo_gap` is renamed `kl_qp`"):
         assert r.elbo_gap == r.kl_qp
     # forward KL over the joint, from the exact engine's joint probabilities
     q = guide.marginals()
