@@ -146,8 +146,7 @@ class RenamedKeys(dict):
         if new is None or not dict.__contains__(self, new):
             return None
         warnings.warn(
-            f"{self.what} {key!r} is deprecated since pvae 0.2 and goes away in 0.3; use "
-            f"{new!r}.",
+            f"{self.what} {key!r} is deprecated since pvae 0.2 and goes away in 0.3; use {new!r}.",
             DeprecationWarning,
             stacklevel=3,
         )
