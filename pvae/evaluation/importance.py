@@ -43,8 +43,8 @@ from pvae.models.protocol import model_and_guide, objective
 
 __all__ = ["Evaluation", "evaluate"]
 
-MAX_ELEMENTS = 2**22
-"""Default element budget of one vectorised pass: particles x examples x data size."""
+#: Default element budget of one vectorised pass (the core's: site elements x particles).
+MAX_ELEMENTS = _traces.MAX_ELEMENTS
 
 
 class Evaluation(NamedTuple):

@@ -27,9 +27,9 @@ from pvae import _traces
 from pvae._compat import renamed
 from pvae.exact import ExactPosterior, enumerate_posterior
 from pvae.models.protocol import PvaeModel, model_and_guide
-from pvae.vi.decomposition import (
-    ELBODecomposition,
-    elbo_decomposition,
+from pvae.vi.decomposition import (  # the first two: pvae 0.1 kept them here
+    ELBODecomposition,  # noqa: F401
+    elbo_decomposition,  # noqa: F401
     exact_log_evidence,
     units,
 )
@@ -37,9 +37,6 @@ from pvae.vi.divergence import kl_divergence, total_variation
 from pvae.vi.guide_enumeration import GuideEnumeration, enumerate_guide, weighted
 
 __all__ = ["Comparison", "compare"]
-
-# pvae 0.1 kept the ELBO identity here (``pvae.comparison.elbo_decomposition``)
-ELBODecomposition, elbo_decomposition = ELBODecomposition, elbo_decomposition
 
 
 def _fmt(value: Any) -> str:
