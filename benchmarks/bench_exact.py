@@ -1,40 +1,46 @@
-"""Exact marginals of every latent on bnlearn networks: pvae vs pgmpy vs Pyro.
+"""Exact marginals of every latent on bnlearn networks: pvae vs pgmpy (vs Pyro).
 
 Each network ships inside pgmpy (``pgmpy.utils.get_example_model`` reads the .bif files in
 the package; nothing is downloaded). It is converted to a Pyro model with float64 CPTs, a
 few nodes are observed, and the posterior marginal of every other node is computed by
 
-* pvae: ``enumerate_posterior(model, method="parallel")`` (all marginals in one call);
+* pvae: ``enumerate_posterior(model)`` (``method="auto"``: the parallel engine up to 60
+  latents, the factor engine above; all marginals in one call);
 * pgmpy: ``VariableElimination.query([node], evidence)`` once per latent node (a query of
   several variables at once builds their joint table, which does not fit in memory);
-* Pyro: ``TraceEnum_ELBO(max_plate_nesting=0).compute_marginals(model, guide)``.
+* Pyro (``--pyro``, small networks only): ``TraceEnum_ELBO.compute_marginals``.
 
-pvae's answers are checked against pgmpy's (max absolute difference, must be < 1e-6).
-``pvae cold`` clears pvae's cache of contraction paths before every call. Timings are
-medians over ``--repeats`` calls with ``torch.set_num_threads(1)``; compare the ratios,
-which are measured in the same run.
+Every CPT row is renormalized in float64 before both tools see it (a few .bif rows sum to
+1 +- 1e-7, which Pyro's Categorical would renormalize and pgmpy would not), so the two
+answer the same question; pvae's marginals must agree with pgmpy's to 1e-9.
+
+Each (network, tool) runs in a fresh child process, which reports the median time over
+``--repeats`` calls after one warm-up call (one cold call on andes and larger;
+``torch.set_num_threads(1)``) and its peak memory: the peak resident
+set size, and the growth of the peak over the resident size just before the first call.
+pgmpy gets ``--timeout`` seconds per network (default 600); the two tools alternate, so
+their ratio comes from the same stretch of machine load.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_exact.py [--networks asia alarm child insurance]
+    .venv/bin/python benchmarks/bench_exact.py [--networks asia alarm ...] [--repeats 5]
+    .venv/bin/python benchmarks/bench_exact.py --all --repeats 5 --timeout 400  # all 20
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
-import networkx as nx
 import numpy as np
-import pyro
-import pyro.distributions as dist
-import torch
-from pyro.ops.indexing import Vindex
-
-from pvae import exact
-from pvae.exact import enumerate_posterior
 
 EVIDENCE = {
     "asia": {"xray": "yes", "dysp": "yes"},
@@ -42,19 +48,44 @@ EVIDENCE = {
     "child": {"LowerBodyO2": "<5", "CO2Report": ">=7.5", "XrayReport": "Asy/Patchy"},
     "insurance": {"PropCost": "Million", "ILiCost": "Thousand", "MedCost": "TenThou"},
 }
+#: Every .bif network pgmpy ships, small to large; those without an entry in EVIDENCE
+#: observe three leaves (evenly spaced in sorted order) at their first state.
+NETWORKS = [
+    "asia", "cancer", "earthquake", "sachs", "survey", "alarm", "barley", "child",
+    "insurance", "mildew", "water", "hailfinder", "hepar2", "win95pts", "pathfinder",
+    "andes", "diabetes", "pigs", "link", "munin",
+]  # fmt: skip
 
 
 def load_network(name: str):
-    """A bnlearn network from the files pgmpy ships (no download)."""
+    """A bnlearn network from the files pgmpy ships (no download), CPT rows renormalized."""
     from pgmpy.utils import get_example_model
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return get_example_model(name)
+        warnings.simplefilter("ignore")
+        network = get_example_model(name)
+    for cpd in network.get_cpds():
+        values = np.asarray(cpd.values, dtype=np.float64)
+        cpd.values = values / values.sum(axis=0, keepdims=True)
+    return network
+
+
+def evidence_of(name: str, network) -> dict[str, str]:
+    if name in EVIDENCE:
+        return EVIDENCE[name]
+    leaves = sorted(n for n in network.nodes if not list(network.successors(n)))
+    picks = [leaves[round(i * (len(leaves) - 1) / 2)] for i in range(3)]
+    return {n: network.get_cpds(n).state_names[n][0] for n in dict.fromkeys(picks)}
 
 
 def to_pyro(network, evidence: dict[str, int]):
     """Convert a pgmpy network to a Pyro model; returns (model, nodes in topological order)."""
+    import networkx as nx
+    import pyro
+    import pyro.distributions as dist
+    import torch
+    from pyro.ops.indexing import Vindex
+
     order = list(nx.topological_sort(network))
     cpts, parents = {}, {}
     for node in order:
@@ -75,83 +106,144 @@ def to_pyro(network, evidence: dict[str, int]):
     return model, order
 
 
-def median_time(fn, repeats: int, before=None) -> float:
-    times = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run(name: str, repeats: int) -> dict:
-    from pgmpy.inference import VariableElimination
+def child(name: str, tool: str, repeats: int, out: str) -> None:
+    """Run one tool on one network; write times, memory and marginals to ``out`` (JSON)."""
+    import pyro
+    import torch
 
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
     network = load_network(name)
-    ev_names = EVIDENCE[name]
+    ev_names = evidence_of(name, network)
     ev_idx = {k: network.get_cpds(k).state_names[k].index(v) for k, v in ev_names.items()}
     model, order = to_pyro(network, ev_idx)
     latents = [n for n in order if n not in ev_names]
-    ve = VariableElimination(network)
+    extra = {}
+    if tool == "pgmpy":
+        from pgmpy.inference import VariableElimination
 
-    def pgmpy_all():
-        return {n: ve.query([n], evidence=ev_names, show_progress=False) for n in latents}
+        ve = VariableElimination(network)
 
-    def pvae_all():
-        return enumerate_posterior(model, method="parallel")
+        def call():
+            marg = {}
+            for n in latents:
+                f = ve.query([n], evidence=ev_names, show_progress=False)
+                states = network.get_cpds(n).state_names[n]
+                marg[n] = [float(f.values[f.state_names[n].index(s)]) for s in states]
+            return marg
+    elif tool == "pvae":
+        from pvae.exact import enumerate_posterior
 
-    def pyro_all():
-        elbo = pyro.infer.TraceEnum_ELBO(max_plate_nesting=0)
-        return elbo.compute_marginals(pyro.infer.config_enumerate(model), lambda: None)
+        def call():
+            post = enumerate_posterior(model)
+            extra["method"] = post.method
+            if post._factored is not None:
+                extra["largest_table"] = post._factored.plan.largest
+                extra["runs"] = post._factored.factors.runs
+            return {n: post.marginal(n).tolist() for n in latents}
+    else:  # pyro
 
-    ref, post, pyro_marginals = pgmpy_all(), pvae_all(), pyro_all()
-    err_pvae = err_pyro = 0.0
-    for n in latents:
-        factor = ref[n]
-        states = network.get_cpds(n).state_names[n]
-        p = torch.tensor(
-            [factor.values[factor.state_names[n].index(s)] for s in states], dtype=torch.float64
-        )
-        err_pvae = max(err_pvae, float((post.marginal(n) - p).abs().max()))
-        err_pyro = max(err_pyro, float((pyro_marginals[n].probs.double() - p).abs().max()))
-    assert err_pvae < 1e-6, f"{name}: pvae differs from pgmpy by {err_pvae:.3g}"
-    return {
-        "network": name,
-        "nodes": len(order),
-        "observed": len(ev_names),
-        "err_pvae": err_pvae,
-        "err_pyro": err_pyro,
-        "pvae": median_time(pvae_all, repeats),
-        "pvae_cold": median_time(pvae_all, repeats, before=exact._PATHS.clear),
-        "pgmpy": median_time(pgmpy_all, repeats),
-        "pyro": median_time(pyro_all, repeats),
-    }
+        def call():
+            elbo = pyro.infer.TraceEnum_ELBO(max_plate_nesting=0)
+            m = elbo.compute_marginals(pyro.infer.config_enumerate(model), lambda: None)
+            return {n: m[n].probs.double().tolist() for n in latents}
+
+    pyro.enable_validation(True)
+    base = _rss_mib()
+    times, marg = [], None
+    try:
+        if repeats > 1:
+            call()  # warm-up: lazy imports, caches
+        for _ in range(repeats):
+            t = time.perf_counter()
+            marg = call()
+            times.append(time.perf_counter() - t)
+    except ValueError as err:  # a refusal (e.g. a table above max_table), reported as such
+        with open(out, "w") as f:
+            json.dump({"error": str(err), "nodes": len(order), "observed": len(ev_names)}, f)
+        return
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"time": statistics.median(times), "times": times, "peak_mib": peak}
+    result.update(base_mib=base, growth_mib=max(0.0, peak - base), nodes=len(order))
+    result.update(observed=len(ev_names), marginals=marg, **extra)
+    with open(out, "w") as f:
+        json.dump(result, f)
+
+
+def spawn(name: str, tool: str, repeats: int, timeout: float) -> dict | None:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    cmd = [sys.executable, __file__, "--child", name, tool, str(repeats), out]
+    try:
+        subprocess.run(cmd, check=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    with open(out) as f:
+        result = json.load(f)
+    os.unlink(out)
+    return result
 
 
 def main(args: argparse.Namespace) -> None:
-    torch.set_num_threads(1)
-    pyro.enable_validation(True)
-    warnings.simplefilter("ignore", FutureWarning)  # pgmpy's deprecation notices
-    rows = [run(name, args.repeats) for name in args.networks]
-    print(
-        f"{'network':<10} {'nodes':>5} {'obs':>3} {'|pvae-pgmpy|':>12} {'|pyro-pgmpy|':>12} "
-        f"{'pvae s':>8} {'cold s':>8} {'pgmpy s':>8} {'pyro s':>8} {'pvae/pgmpy':>10} "
-        f"{'pvae/pyro':>9}"
+    rows = []
+    for name in args.networks:
+        big = name in ("andes", "diabetes", "pigs", "link", "munin")
+        reps = 1 if big else args.repeats
+        ours = spawn(name, "pvae", reps, args.timeout)
+        ref = spawn(name, "pgmpy", reps, args.timeout)
+        err = None
+        if "error" in ours:
+            print(f"| {name} | pvae refused: {ours['error']}", flush=True)
+            ours = None
+        if ref is not None and ours is not None:
+            err = max(
+                float(np.max(np.abs(np.array(ours["marginals"][n]) - np.array(p))))
+                for n, p in ref["marginals"].items()
+            )
+            assert err < 1e-9, f"{name}: pvae differs from pgmpy by {err:.3g}"
+        pyro_row = spawn(name, "pyro", reps, args.timeout) if args.pyro and not big else None
+        rows.append((name, ours, ref, err, pyro_row))
+        print_row(rows[-1])
+    print(f"medians of {args.repeats} calls (1 on andes and larger), one torch thread, float64")
+
+
+def print_row(row) -> None:
+    name, ours, ref, err, pyro_row = row
+    if ours is None:
+        print(f"| {name} | pgmpy {ref['time'] if ref else 'timeout'} s", flush=True)
+        return
+    pg = (
+        f"{ref['time']:.4f} | {ref['peak_mib']:.0f} (+{ref['growth_mib']:.0f})"
+        if ref
+        else ("> timeout")
     )
-    for r in rows:
-        print(
-            f"{r['network']:<10} {r['nodes']:>5} {r['observed']:>3} {r['err_pvae']:>12.1e} "
-            f"{r['err_pyro']:>12.1e} {r['pvae']:>8.4f} {r['pvae_cold']:>8.4f} "
-            f"{r['pgmpy']:>8.4f} {r['pyro']:>8.4f} {r['pvae'] / r['pgmpy']:>10.2f} "
-            f"{r['pvae'] / r['pyro']:>9.2f}"
-        )
-    print(f"medians of {args.repeats} calls, torch.set_num_threads(1), float64")
+    ratio = f"{ours['time'] / ref['time']:.2f}" if ref else "-"
+    err_s = f"{err:.1e}" if err is not None else "-"
+    extra = f" | {pyro_row['time']:.4f}" if pyro_row else ""
+    print(
+        f"| {name} | {ours['nodes']} | {ours['observed']} | {ours['method']} | "
+        f"{ours.get('largest_table', '-')} | {err_s} | {ours['time']:.4f} | "
+        f"{ours['peak_mib']:.0f} (+{ours['growth_mib']:.0f}) | {pg} | {ratio} |{extra}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--networks", nargs="+", default=list(EVIDENCE), choices=list(EVIDENCE))
-    parser.add_argument("--repeats", type=int, default=11)
-    main(parser.parse_args())
+    parser.add_argument("--networks", nargs="+", default=list(EVIDENCE), choices=NETWORKS)
+    parser.add_argument("--all", action="store_true", help="every network pgmpy ships")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--pyro", action="store_true", help="also time Pyro (small networks)")
+    parsed = parser.parse_args()
+    if parsed.all:
+        parsed.networks = NETWORKS
+    main(parsed)

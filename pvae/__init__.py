@@ -69,6 +69,12 @@ _EXPORTS = {
     "VAE": "pvae.models",
     "Autoencoder": "pvae.models",
     "ConditionalVAE": "pvae.models",
+    "SemiSupervisedVAE": "pvae.models",
+    "MixtureVAE": "pvae.models",
+    "DiscreteGap": "pvae.vi.discrete_gap",
+    "discrete_amortization_gap": "pvae.vi.discrete_gap",
+    "GradientVariance": "pvae.evaluation.estimators",
+    "gradient_variance": "pvae.evaluation.estimators",
     "ELBOTerms": "pvae.models",
     # training, evaluation, checkpoints
     "FitResult": "pvae.training.result",
@@ -136,6 +142,7 @@ if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
         psis_khat,
         to_inference_data,
     )
+    from pvae.evaluation.estimators import GradientVariance, gradient_variance  # noqa: F401
     from pvae.exact import (  # noqa: F401
         BayesTable,
         ExactPosterior,
@@ -143,7 +150,15 @@ if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
         enumerate_posterior,
         toy,  # noqa: F401
     )
-    from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ELBOTerms  # noqa: F401
+    from pvae.models import (  # noqa: F401
+        MODELS,
+        VAE,
+        Autoencoder,
+        ConditionalVAE,
+        ELBOTerms,
+        MixtureVAE,
+        SemiSupervisedVAE,
+    )
     from pvae.training import FitResult, TrainingDivergedError, fit, load, save  # noqa: F401
     from pvae.training.elbos import AnalyticELBO  # noqa: F401
     from pvae.training.step import SVIStep  # noqa: F401
@@ -163,3 +178,4 @@ if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
         total_variation,
         vae_amortization_gap,
     )
+    from pvae.vi.discrete_gap import DiscreteGap, discrete_amortization_gap  # noqa: F401

@@ -24,21 +24,28 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "MAX_PARAMETERS",
     "MAX_SEED",
     "boolean",
+    "mlp_size",
     "callable_arg",
     "finite_float",
     "nonnegative_float",
     "nonnegative_int",
     "one_of",
+    "open_fraction",
     "optional",
+    "path_arg",
     "positive_float",
     "positive_int",
     "seed",
+    "torch_device",
 ]
 
 
@@ -104,6 +111,25 @@ def finite_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def open_fraction(name: str, value: Any, *, example: float = 0.1) -> float:
+    """``value`` as a ``float`` strictly between 0 and 1 (a share of something)."""
+    if not (_is_real(value) and 0 < value < 1):
+        raise ValueError(
+            f"`{name}` must be a number strictly between 0 and 1, got {_given(value)}. "
+            f"Pass e.g. `{name}={example}`."
+        )
+    return float(value)
+
+
+def path_arg(name: str, value: Any) -> Path:
+    """``value`` (a ``str`` or an ``os.PathLike``) as a :class:`~pathlib.Path`."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"`{name}` must be a path (a str or pathlib.Path), got {_given(value)}.")
+    if isinstance(value, str) and (not value or "\x00" in value):
+        raise ValueError(f"`{name}` must be a non-empty path without NUL bytes, got {value!r}.")
+    return Path(value)
+
+
 def boolean(name: str, value: Any) -> bool:
     """``value`` as a ``bool`` (only ``True``/``False``, not 0/1 or strings)."""
     if not isinstance(value, bool):
@@ -146,3 +172,83 @@ def seed(name: str, value: Any) -> int | None:
 def optional(check: Callable[..., Any], name: str, value: Any, **kwargs: Any) -> Any:
     """``None``, or ``check(name, value, **kwargs)``."""
     return None if value is None else check(name, value, **kwargs)
+
+
+def torch_device(name: str, value: Any) -> Any:
+    """A :class:`torch.device` that exists here; ``"auto"`` picks CUDA, else MPS, else CPU.
+
+    ``"cuda"``, ``"cuda:N"`` or ``"mps"`` where PyTorch finds no such device raises a
+    :class:`ValueError` that says so and names the fix (instead of torch's bare assertion at
+    the first tensor moved).
+
+    Examples
+    --------
+    >>> torch_device("device", "cpu")
+    device(type='cpu')
+    >>> torch_device("device", "auto").type in ("cpu", "cuda", "mps")
+    True
+    """
+    import torch
+
+    fix = f"Pass `{name}='cpu'`, or `{name}='auto'` to use a GPU only where there is one."
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if not isinstance(value, (str, torch.device)):
+        raise ValueError(
+            f"`{name}` must be a device name such as 'cpu', 'cuda', 'cuda:1', 'mps' or 'auto', "
+            f"or a torch.device, got {_given(value)}. {fix}"
+        )
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"`{name}` must be a device name such as 'cpu', 'cuda', 'cuda:1', 'mps' or 'auto', "
+            f"got {value!r} ({err}). {fix}"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"`{name}` is {value!r}, but PyTorch finds no CUDA GPU here "
+                f"(torch.cuda.is_available() is False; this torch {torch.__version__} "
+                f"{'has no CUDA support' if torch.version.cuda is None else 'sees no device'}). "
+                f"{fix}"
+            )
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"`{name}` is {value!r}, but PyTorch finds {count} CUDA GPU(s), numbered from 0. "
+                f"Pass e.g. `{name}='cuda:0'`, or `{name}='auto'`."
+            )
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"`{name}` is {value!r}, but PyTorch finds no Apple-silicon (MPS) GPU here. {fix}"
+            )
+    return device
+
+
+#: The most parameters a built-in network may have (2**28 float32 numbers are 1 GiB): a
+#: larger size is a typo (``z_dim=2**31``) and would exhaust memory before any message.
+MAX_PARAMETERS = 2**28
+
+
+def mlp_size(names: str, widths: Iterable[Sequence[int]]) -> int:
+    """Parameters of the dense layers ``widths`` (one sequence of widths per network), refused
+    with a ``ValueError`` naming ``names`` above :data:`MAX_PARAMETERS`, before any allocation.
+
+    Examples
+    --------
+    >>> mlp_size("`x_dim`, `hidden`", [(64, 32, 8)])   # 65 * 32 + 33 * 8
+    2344
+    """
+    total = sum((a + 1) * b for w in widths for a, b in zip(w[:-1], w[1:], strict=True))
+    if total > MAX_PARAMETERS:
+        raise ValueError(
+            f"{names} ask for networks with {total:.3g} parameters, more than "
+            f"{MAX_PARAMETERS:,} (1 GiB of float32). Check the sizes, e.g. `z_dim=8`."
+        )
+    return total

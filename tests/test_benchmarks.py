@@ -16,6 +16,8 @@ SMOKE = {
     "bench_svi.py": ["--smoke"],
     "bench_evaluate.py": ["--smoke"],
     "bench_exact.py": ["--repeats", "1"],
+    "bench_discrete.py": ["--smoke"],
+    "bench_checkpoint_faults.py": ["--smoke"],
 }
 
 

@@ -289,3 +289,96 @@ def test_same_seed_same_model(tmp_path):
     assert [r["train_elbo"] for r in records[0]["history"]] == [
         r["train_elbo"] for r in records[1]["history"]
     ]
+
+
+# ----------------------------------------------------------------- coursework data, devices
+
+
+def _posterior_line(out: str, name: str) -> dict[str, float]:
+    line = next(s for s in out.splitlines() if s.strip().startswith(f"p({name} | x) = {{"))
+    cells = line.split("{", 1)[1].rstrip("}").split(", ")
+    return {k: float(v) for k, v in (c.split(": ") for c in cells)}
+
+
+def test_bayes_takes_a_negative_test(capsys):
+    assert main(["bayes", "medical-test", "--test", "negative"]) == 0
+    out = capsys.readouterr().out
+    by_hand = 0.01 * 0.2 / (0.01 * 0.2 + 0.99 * 0.904)  # p(D | -), Bayes' rule by hand
+    assert _posterior_line(out, "disease")["1"] == pytest.approx(by_hand, rel=1e-3)
+    assert "evidence p(x) = 0.89696" in out and "published" not in out  # not the default data
+
+
+def test_bayes_coin_rows_are_labelled_by_theta(capsys):
+    assert main(["bayes", "coin-bias", "--flips", "HHTHT", "--num-points", "5"]) == 0
+    out = capsys.readouterr().out
+    thetas = [0.1, 0.3, 0.5, 0.7, 0.9]
+    weights = [t**3 * (1 - t) ** 2 for t in thetas]  # 3 heads, 2 tails, uniform prior
+    for t, w in zip(thetas, weights, strict=True):
+        row = next(s for s in out.splitlines() if s.startswith(f"theta={t:g} "))
+        assert float(row.split()[-1]) == pytest.approx(w / sum(weights), rel=1e-5)
+    got = _posterior_line(out, "theta")
+    assert list(got) == [f"{t:g}" for t in thetas]
+    assert main(["bayes", "coin-bias", "--flips", "1,1,0"]) == 0  # 1/0 with commas
+    assert "flips=[1.0, 1.0, 0.0]" in capsys.readouterr().out
+
+
+def test_bayes_monty_hall_with_your_doors(capsys):
+    assert main(["bayes", "monty-hall", "--chosen", "2", "--opened", "0"]) == 0
+    got = _posterior_line(capsys.readouterr().out, "car")
+    assert got == pytest.approx({"0": 0.0, "1": 2 / 3, "2": 1 / 3}, abs=1e-4)  # switch: 2/3
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bayes", "sprinkler", "--test", "positive"], "--test does not apply to sprinkler"),
+        (["bayes", "medical-test", "--flips", "HT"], "--flips does not apply to medical-test"),
+        (["bayes", "monty-hall", "--chosen", "1", "--opened", "1"], "your own door"),
+        (["bayes", "coin-bias", "--flips", "HXT"], "--flips must be heads and tails"),
+        (
+            ["train", "--model", "ae", "--likelihood", "gaussian", "--out", "x"],
+            "--likelihood does not apply to --model ae",
+        ),  # fmt: skip
+        (
+            ["train", "--device", "cuda:7", "--out", "x"]
+            if not torch.cuda.is_available()
+            else ["train", "--device", "mps", "--out", "x"],
+            "PyTorch finds no",
+        ),  # fmt: skip
+    ],
+)
+def test_options_that_do_not_apply_are_refused(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pvae: error: ") and message in err and err.count("\n") == 1
+
+
+def test_sample_refuses_a_label_for_a_plain_vae(tmp_path, capsys):
+    from pvae import save
+
+    path = save(VAE(4, 2, hidden=(3,), seed=0), tmp_path / "vae.safetensors")
+    assert main(["sample", str(path), "--label", "3", "--out", str(tmp_path / "s.png")]) == 1
+    err = capsys.readouterr().err
+    assert "--label does not apply" in err and "ConditionalVAE" in err
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_devices_missing_here_raise_a_value_error_naming_the_fix():
+    from pvae import evaluate, fit
+
+    x = (torch.rand(8, 4) > 0.5).float()
+    missing = "mps" if torch.cuda.is_available() else "cuda"
+    with pytest.raises(ValueError, match=r"`device` is '(cuda|mps)'.*Pass `device='cpu'`"):
+        fit(VAE(4, 2, hidden=(3,)), x, epochs=1, device=missing, progress=False)
+    with pytest.raises(ValueError, match="`device` must be a device name"):
+        evaluate(VAE(4, 2, hidden=(3,)), x, device="gpu", progress=False)
+    vae = VAE(4, 2, hidden=(3,), seed=0)
+    res = fit(vae, x, epochs=1, device="auto", progress=False)  # picks what is there
+    assert res.stopped == "completed"
+    expected = "cuda" if torch.cuda.is_available() else "mps" if _mps() else "cpu"
+    assert next(vae.parameters()).device.type == expected
+
+
+def _mps() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())

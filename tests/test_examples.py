@@ -29,6 +29,8 @@ EXAMPLES = [
     "custom_model_ppca.py",
     "conditional_vae.py",
     "arviz_diagnostics.py",
+    "semi_supervised_digits.py",
+    "mixture_vae_digits.py",
 ]
 
 

@@ -90,13 +90,15 @@ def test_no_module_imports_another_modules_private_names():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pvae"):
                 for alias in node.names:
                     if alias.name.startswith("_") and not alias.name.startswith("__"):
-                        # the private *modules* pvae._traces/_checks/_seed/_compat are the
-                        # shared core, imported as modules: `from pvae import _traces`
+                        # the private *modules* pvae._traces/_checks/_seed/_compat (and
+                        # _display, _progress) are the shared core: `from pvae import _traces`
                         if node.module == "pvae" and alias.name in {
                             "_traces",
                             "_checks",
                             "_seed",
                             "_compat",
+                            "_display",
+                            "_progress",
                         }:
                             continue
                         offenders.append(f"{path.relative_to(PACKAGE)}: {alias.name}")

@@ -181,3 +181,21 @@ def test_posterior_bars_wraps_many_sites_into_rows():
     assert [ax.get_title() for ax in fig.axes] == list(sites)
     assert tuple(fig.get_size_inches()) == pytest.approx((4.2 * 4, 3.6 * 2))
     fig.savefig(io.BytesIO(), format="png")  # draws without a collapsed-layout warning
+
+
+def test_figures_display_in_jupyter_without_a_backend_ritual():
+    """What IPython's display machinery shows for a returned figure: a PNG of its pixels."""
+    formatters = pytest.importorskip("IPython.core.formatters")
+    import matplotlib.image
+
+    t = bayes_rule({"disease": 0.01, "healthy": 0.99}, {"disease": 0.8, "healthy": 0.096})
+    fig = plot.bayes_table(t)
+    assert isinstance(fig, Figure) and type(fig).__name__ == "PvaeFigure"
+    png = formatters.PNGFormatter()(fig)  # the image/png formatter Jupyter calls
+    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = matplotlib.image.imread(io.BytesIO(png))
+    fig.canvas.draw()
+    width, height = fig.canvas.get_width_height()  # bbox "tight": about the figure's size
+    assert abs(pixels.shape[1] / width - 1) < 0.2 and abs(pixels.shape[0] / height - 1) < 0.2
+    assert pixels[..., :3].std() > 0.05  # bars and text, not a blank image
+    assert repr(fig).startswith("<PvaeFigure size 450x360 with 1 Axes")  # the text fallback

@@ -6,7 +6,8 @@
     pvae train --data digits --model vae --z-dim 8 --epochs 30 --out runs/vae
     pvae evaluate runs/vae/model.safetensors --data digits
     pvae sample runs/vae/model.safetensors -n 64 --out samples.png
-    pvae bayes medical-test                      # a toy's Bayes table and exact posterior
+    pvae bayes medical-test --test negative      # a toy's Bayes table, given your data
+    pvae bayes coin-bias --flips HHTHT           # rows labelled by the bias theta
 
 ``python -m pvae ...`` is the same command. Every subcommand has ``--help``. Wrong
 arguments print the usage and exit with status 2; a missing file or a bad value prints one
@@ -22,6 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from pvae import _checks
+from pvae.app.bayes_command import add_data_options
 from pvae.app.commands import (
     CommandError,
     build_model,
@@ -84,7 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
             "--progress",
             action=argparse.BooleanOptionalAction,
             default=None,
-            help="show a progress bar (default: only on a terminal)",
+            help="progress on stderr: a bar on a terminal, a plain line every few seconds "
+            "in a log or pipe (default: on; --no-progress or --quiet silence it)",
+        )
+        p.add_argument(
+            "--quiet", "-q", action="store_true", help="no progress output (as --no-progress)"
+        )
+        p.add_argument(
+            "--device",
+            default="cpu",
+            help="cpu, cuda, cuda:N, mps, or auto (a GPU where there is one; default: cpu)",
         )
 
     demo = sub.add_parser(
@@ -148,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--likelihood",
         choices=("bernoulli", "continuous_bernoulli", "gaussian"),
-        default="bernoulli",
-        help="p(x|z) of a VAE (default: %(default)s)",
+        default=None,
+        help="p(x|z) of a VAE (default: bernoulli); refused for --model ae, which is trained "
+        "on squared error",
     )
     train.add_argument("--binarize", choices=binarize_choices, default="auto", help=binarize_help)
     train.add_argument("--epochs", type=_positive_int, default=30, help="default: %(default)s")
@@ -165,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="importance samples for the test log-likelihood (default: 100)",
     )
     train.add_argument("--out", required=True, help="output folder")
+    train.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="folder of the training checkpoints last.safetensors and best.safetensors, "
+        "written every epoch and on Ctrl-C (default: OUT/checkpoints)",
+    )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue an interrupted run from its checkpoint (e.g. "
+        "OUT/checkpoints/last.safetensors), with the same other arguments",
+    )
     progress_flag(train)
     train.set_defaults(func=cmd_train)
 
@@ -190,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_nonnegative_int, default=0, help="seed of the binarization"
     )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    progress_flag(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     sample = sub.add_parser(
@@ -207,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--label",
         type=int,
         default=None,
-        help="class to generate (conditional VAE; default: cycle 0-9)",
+        help="class to generate (conditional VAE only; default: cycle 0-9)",
     )
     sample.add_argument(
         "--image-shape",
@@ -220,10 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bayes = sub.add_parser(
         "bayes",
-        help="print a toy model's Bayes table and exact posterior",
+        help="print a toy model's Bayes table and exact posterior, given your data",
         description="Enumerate a toy model's discrete latents and print the "
         "Bayes table (prior, likelihood, joint, posterior) and the exact "
-        "posterior marginals. Toys: " + ", ".join(TOY_NAMES) + ".",
+        "posterior marginals, for the data you give (a test result, coin flips, "
+        "the doors chosen and opened, ...). Toys: " + ", ".join(TOY_NAMES) + ".",
+        epilog="examples: pvae bayes medical-test --test negative;  "
+        "pvae bayes coin-bias --flips HHTHHHTH;  pvae bayes monty-hall --chosen 2 --opened 0",
     )
     bayes.add_argument(
         "toy", metavar="TOY", choices=TOY_NAMES, help="one of: " + ", ".join(TOY_NAMES)
@@ -240,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=32,
         help="print the joint table only up to this many rows (default: 32)",
     )
+    add_data_options(bayes)
     bayes.set_defaults(func=cmd_bayes)
     return parser
 
@@ -259,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "quiet", False):
+        args.progress = False
     try:
         return int(args.func(args) or 0)
     except OSError as err:  # missing file, not a folder, no permission, disk full ...

@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pvae._checks import torch_device
+from pvae.app.bayes_command import cmd_bayes  # ``pvae bayes`` and the toys' data
 from pvae.models.registry import MODELS
 
 __all__ = [
@@ -60,66 +62,6 @@ def build_model(
         return cls(x_dim, z_dim, hidden=tuple(hidden), output_activation="sigmoid", seed=seed)
     kwargs = {"num_classes": num_classes} if issubclass(cls, ConditionalVAE) else {}
     return cls(x_dim, z_dim, hidden=tuple(hidden), likelihood=likelihood, seed=seed, **kwargs)
-
-
-# ----------------------------------------------------------------------------- bayes
-
-
-def _format_value(value: Any) -> str:
-    number = float(value)
-    return str(int(number)) if number.is_integer() else f"{number:g}"
-
-
-def cmd_bayes(args: argparse.Namespace) -> int:
-    """Print a toy model's Bayes table (small joint spaces) and exact posterior marginals."""
-    from pvae.exact import enumerate_posterior
-    from pvae.exact.toy import PUBLISHED, TOYS
-
-    model = TOYS[args.toy]
-    doc = (model.__doc__ or "").strip().splitlines()
-    title = re.sub(r":\w+:`([^`]*)`", r"\1", doc[0]) if doc else model.__name__  # drop roles
-    print(f"{args.toy}: {title}\n")
-    post = enumerate_posterior(model, method=args.method)
-    table = None
-    if post.method == "sequential":
-        table = post.joint()
-    elif len(post.sites) and args.method == "auto":
-        try:
-            table = enumerate_posterior(
-                model, method="sequential", max_states=args.max_rows
-            ).joint()
-        except ValueError:  # more joint states than --max-rows: print the marginals only
-            table = None
-    if table is not None and len(table.hypotheses) <= args.max_rows:
-        header = ", ".join(post.sites)
-        print(f"Bayes table over ({header}): prior p(z), likelihood p(x|z), posterior p(z|x)")
-        print(table)
-        print()
-    elif table is not None:
-        print(
-            f"(the joint table has {len(table.hypotheses)} rows, more than --max-rows "
-            f"{args.max_rows}; marginals only)\n"
-        )
-    print(f"Exact posterior by enumeration (engine: {post.method})")
-    print(f"  log evidence log p(x) = {post.log_evidence:.6g} nats  (p(x) = {post.evidence:.6g})")
-    for site in post.sites:
-        support = [_format_value(v) for v in post.support(site).reshape(-1).tolist()]
-        marginal = post.marginal(site)
-        if marginal.dim() == 1:
-            cells = ", ".join(
-                f"{v}: {p:.4g}" for v, p in zip(support, marginal.tolist(), strict=True)
-            )
-            print(f"  p({site} | x) = {{{cells}}}")
-        else:
-            print(f"  p({site} | x), one row per data point, columns {support}:")
-            for i, row in enumerate(marginal.reshape(-1, marginal.shape[-1]).tolist()):
-                print(f"    [{i}] " + "  ".join(f"{p:.4f}" for p in row))
-    for site, value, prob, source in PUBLISHED.get(args.toy, []):
-        computed = post.prob(**{site: value})
-        print(
-            f"  published p({site}={value} | x) = {prob:.4g} ({source}); computed {computed:.4g}"
-        )
-    return 0
 
 
 # ----------------------------------------------------------------------------- train & co
@@ -202,11 +144,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pvae._seed import seeded
     from pvae.app.metrics import evaluate_model, format_metrics
     from pvae.data import DynamicBinarized
+    from pvae.models.protocol import objective
     from pvae.training.checkpoint import save
     from pvae.training.loop import fit
 
     name = MODELS.aliases.get(args.model, args.model)
-    likelihood = "gaussian" if args.model == "ae" else args.likelihood
+    squared_error = objective(MODELS.resolve(args.model)) == "squared_error"
+    if squared_error and args.likelihood is not None:
+        raise CommandError(
+            f"--likelihood does not apply to --model {args.model}: an autoencoder is trained on "
+            "squared error and has no likelihood p(x|z). Drop --likelihood, or train a VAE "
+            "(--model vae)"
+        )
+    likelihood = "gaussian" if squared_error else args.likelihood or "bernoulli"
+    device = torch_device("--device", args.device)
     data = _load_data(
         args.data, _binarize_for(likelihood, args.binarize, training=True), args.seed
     )
@@ -230,6 +181,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         val = (data.x_test, data.y_test)
     else:
         train, val = data.train, data.x_test
+    out = Path(args.out)
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else out / "checkpoints"
     start = time.perf_counter()
     result = fit(
         model,
@@ -240,23 +193,33 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         val_data=val,
         progress=args.progress,
+        device=device,
+        checkpoint_dir=checkpoints,
+        resume_from=args.resume,
     )
     seconds = time.perf_counter() - start
     rank, world_size = _rank_and_world_size()
+    if result.stopped == "interrupted":
+        return _train_interrupted(args, result, name, data, world_size, seconds, rank)
     if rank != 0:  # under torchrun only rank 0 writes
         return 0
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     labels = data.y_test if conditional else None
-    metrics = evaluate_model(model, data.x_test, labels, num_particles=args.num_particles)
+    model.cpu()
+    metrics = evaluate_model(
+        model, data.x_test, labels, num_particles=args.num_particles, progress=args.progress
+    )
     save(model, out / "model.safetensors")
     record = {
         "model": name,
         "data": data.name,
         "binarize": data.binarize,
         "image_shape": list(data.image_shape),
-        "epochs": args.epochs,
+        "epochs": len(result.history),
+        "epochs_requested": args.epochs,
+        "interrupted": False,
+        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
         "seed": args.seed,
         "best_epoch": result.best_epoch,
         "world_size": world_size,
@@ -278,6 +241,55 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_interrupted(
+    args: argparse.Namespace,
+    result: Any,
+    name: str,
+    data: Any,
+    world_size: int,
+    seconds: float,
+    rank: int,
+) -> int:
+    """Ctrl-C during ``pvae train``: record what was done as such; exit status 130.
+
+    No ``model.safetensors`` is written (the model is not trained as asked); metrics.json
+    holds the epochs actually run, ``"interrupted": true`` and the checkpoint to resume
+    from, and stderr says how to continue.
+    """
+    if rank != 0:
+        return 130
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = len(result.history)
+    record = {
+        "model": name,
+        "data": data.name,
+        "binarize": data.binarize,
+        "image_shape": list(data.image_shape),
+        "epochs": done,
+        "epochs_requested": args.epochs,
+        "interrupted": True,
+        "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+        "seed": args.seed,
+        "best_epoch": result.best_epoch if done else None,
+        "world_size": world_size,
+        "train_seconds": round(seconds, 3),
+        "test": None,
+        "history": result.history,
+    }
+    (out / "metrics.json").write_text(json.dumps(record, indent=2))
+    if result.checkpoint is not None:
+        again = f"to continue, run the same command with --resume {result.checkpoint}"
+    else:
+        again = "no checkpoint was written (interrupted before the first step); start again"
+    print(
+        f"pvae: interrupted after {done} of {args.epochs} epochs; no model.safetensors was "
+        f'written; wrote {out / "metrics.json"} ("interrupted": true); {again}',
+        file=sys.stderr,
+    )
+    return 130
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a saved model on a data set's test (or training) split."""
     import torch
@@ -294,7 +306,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{args.model} expects {features} features per example, {data.name} has {x.shape[1]}"
         )
     labels = y if _is_conditional(model) else None
-    metrics = evaluate_model(model, x, labels, num_particles=args.num_particles)
+    device = torch_device("--device", args.device)
+    model.to(device)
+    if device.type != "cpu":
+        x, labels = x.to(device), None if labels is None else labels.to(device)
+    metrics = evaluate_model(
+        model, x, labels, num_particles=args.num_particles, progress=args.progress
+    )
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -310,6 +328,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from pvae._seed import seeded
 
     model = _load_model(args.model)
+    if args.label is not None and not _is_conditional(model):
+        raise CommandError(
+            f"--label does not apply to {args.model}: a {type(model).__name__} is not "
+            "conditioned on a class (only a ConditionalVAE, --model cvae, is). Drop --label"
+        )
     x_dim = int(torch.Size(model.x_shape).numel())
     with torch.no_grad(), seeded(args.seed):
         if _is_conditional(model):
@@ -329,7 +352,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pvae.app.demo import run_demo
 
     result = run_demo(
-        args.out, epochs=args.epochs, seed=args.seed, smoke=args.smoke, progress=args.progress
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        smoke=args.smoke,
+        progress=args.progress,
+        device=args.device,
     )
     print(f"report: {result.report.resolve()}")
     print(f"open it with:  xdg-open {result.report}   (or any browser; it works offline)")

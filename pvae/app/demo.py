@@ -34,8 +34,10 @@ from typing import Any
 
 import torch
 
-from pvae._checks import boolean, optional, positive_int
+from pvae import _display
+from pvae._checks import boolean, optional, positive_int, torch_device
 from pvae._checks import seed as check_seed
+from pvae._progress import ProgressBar
 from pvae._seed import seeded
 from pvae.app.metrics import evaluate_model
 from pvae.app.report import bayes_record, write_report
@@ -65,6 +67,18 @@ SETTINGS = {
 }
 
 
+#: The demo's stages, as its progress counts them.
+STAGES = (
+    "train vae",
+    "evaluate vae",
+    "train autoencoder",
+    "evaluate autoencoder",
+    "exact vs SVI",
+    "figures",
+    "report",
+)
+
+
 @dataclass(frozen=True)
 class DemoResult:
     """What :func:`run_demo` wrote.
@@ -90,6 +104,28 @@ class DemoResult:
     figures: dict
     models: dict
 
+    def __repr__(self) -> str:
+        vae = self.metrics.get("vae", {})
+        shown = {k: vae[k] for k in ("elbo", "log_evidence") if k in vae}
+        return _display.short_repr(
+            "DemoResult",
+            {"report": str(self.report), **shown, "figures": len(self.figures)},
+        )
+
+    def _repr_html_(self) -> str:
+        m = self.metrics
+        fields = {"report": str(self.report), "metrics": str(self.metrics_file)}
+        for name in ("vae", "autoencoder"):
+            for key in ("elbo", "log_evidence", "squared_error"):
+                if key in m.get(name, {}):
+                    fields[f"{name} {key}"] = m[name][key]
+        svi = m.get("svi_vs_exact", {})
+        if "kl_qp" in svi:
+            fields["SVI KL(q || p(z|x)), sprinkler"] = svi["kl_qp"]
+        figures = ", ".join(sorted(self.figures))
+        notes = ["test-set nats per example", f"figures: {figures}"]
+        return _display.html_record("DemoResult", fields, notes=notes)
+
 
 def run_demo(
     out: str | Path = "demo-output",
@@ -98,6 +134,7 @@ def run_demo(
     seed: int = 0,
     smoke: bool = False,
     progress: bool | None = None,
+    device: str | torch.device = "cpu",
 ) -> DemoResult:
     """Train, evaluate and compare; write the report, metrics, figures and models to ``out``.
 
@@ -112,7 +149,12 @@ def run_demo(
     smoke : bool
         Tiny networks and few samples: checks the pipeline in seconds.
     progress : bool, optional
-        Progress bars (default: only on a terminal).
+        Progress of the stages and of each long step (training, evaluation, SVI) on stderr:
+        a widget in a notebook, bars on a terminal, plain lines in a log
+        (:mod:`pvae._progress`). ``False`` silences it.
+    device : str or torch.device
+        Where the models train: ``"cpu"`` (default), ``"cuda"``, ``"mps"`` or ``"auto"``
+        (a GPU where there is one); a GPU that is not there raises a ``ValueError``.
 
     Returns
     -------
@@ -132,16 +174,19 @@ def run_demo(
     seed = check_seed("seed", seed)
     smoke = boolean("smoke", smoke)
     progress = optional(boolean, "progress", progress)
+    device = torch_device("device", device)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # these networks are small: one thread is fastest, and fair to others
     try:
         with seeded(seed):
-            return _run(Path(out), epochs, seed, smoke, progress)
+            return _run(Path(out), epochs, seed, smoke, progress, device)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(out: Path, epochs: int | None, seed: int, smoke: bool, progress: Any) -> DemoResult:
+def _run(
+    out: Path, epochs: int | None, seed: int, smoke: bool, progress: Any, device: Any
+) -> DemoResult:
     from pvae import __version__
     from pvae.data import digits
     from pvae.models import VAE, Autoencoder
@@ -162,25 +207,32 @@ def _run(out: Path, epochs: int | None, seed: int, smoke: bool, progress: Any) -
         "seed": seed,
         "val_data": x_test,
         "progress": progress,
+        "device": device,
     }
     size = (data.x_dim, cfg["z_dim"])
     vae = VAE(*size, hidden=cfg["hidden"], likelihood="bernoulli", seed=seed)
     ae = Autoencoder(*size, hidden=cfg["hidden"], output_activation="sigmoid", seed=seed)
     fits, metrics = {}, {}
+    stages = ProgressBar(progress, len(STAGES), desc="demo", unit="stage")
     for name, model, kw in (("vae", vae, {"num_particles": cfg["num_particles"]}), ("ae", ae, {})):
         t = time.perf_counter()
         fits[name] = fit(model, data.train, **train_kw)
+        model.cpu()  # evaluation, figures and files on the CPU
+        stages.update(stage=f"trained {name}")
         seconds = time.perf_counter() - t
         model.eval()
-        metrics[name] = evaluate_model(model, x_test, **kw)
+        metrics[name] = evaluate_model(model, x_test, progress=progress, **kw)
         metrics[name].update(train_seconds=seconds, best_epoch=fits[name].best_epoch)
+        stages.update(stage=f"evaluated {name}")
     bayes_record, bayes_table = _medical_test()
-    svi_record, comparison = _svi_vs_exact(cfg["svi_steps"], seed)
+    svi_record, comparison = _svi_vs_exact(cfg["svi_steps"], seed, progress)
+    stages.update(stage="exact vs SVI")
 
     files = {}
     for name, fig in _figures(vae, ae, fits, data, cfg, bayes_table, comparison).items():
         files[name] = out / f"{name}.png"
         fig.savefig(files[name], dpi=50 if smoke else 100)  # smoke: checks, not pictures
+    stages.update(stage="figures")
     models = {
         "vae": save(vae, out / "vae.safetensors"),
         "autoencoder": save(ae, out / "autoencoder.safetensors"),
@@ -210,6 +262,8 @@ def _run(out: Path, epochs: int | None, seed: int, smoke: bool, progress: Any) -
     metrics_file = out / "metrics.json"
     metrics_file.write_text(json.dumps(record, indent=2))
     report = write_report(out / "report.html", record, files)
+    stages.update(stage="report")
+    stages.close()
     return DemoResult(out, report, metrics_file, record, files, models)
 
 
@@ -264,7 +318,7 @@ def _figures(vae: Any, ae: Any, fits: dict, data: Any, cfg: dict, table: Any, co
     }
 
 
-def _svi_vs_exact(steps: int, seed: int) -> tuple[dict, Any]:
+def _svi_vs_exact(steps: int, seed: int, progress: bool | None = None) -> tuple[dict, Any]:
     """Mean-field SVI on the sprinkler network against its exact posterior."""
     from pvae.exact import enumerate_posterior
     from pvae.exact.toy import sprinkler
@@ -274,7 +328,7 @@ def _svi_vs_exact(steps: int, seed: int) -> tuple[dict, Any]:
 
     exact = enumerate_posterior(sprinkler)
     guide = MeanFieldGuide(sprinkler, prefix="demo_mf")
-    fitted = fit_guide(sprinkler, guide, num_steps=steps, lr=0.2, seed=seed)
+    fitted = fit_guide(sprinkler, guide, num_steps=steps, lr=0.2, seed=seed, progress=progress)
     report = compare(exact, guide, model=sprinkler)
     best = cavi(sprinkler, seed=seed)
     sites = {

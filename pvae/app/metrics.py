@@ -60,7 +60,9 @@ class Metrics(RenamedKeys):
     new_name = staticmethod(DEPRECATED_KEYS.get)
 
 
-def evaluate_model(model: Any, x: Any, y: Any = None, *, num_particles: int = 100) -> Metrics:
+def evaluate_model(
+    model: Any, x: Any, y: Any = None, *, num_particles: int = 100, progress: bool | None = None
+) -> Metrics:
     r"""Test metrics of a trained model as a JSON-ready dict (nats per example).
 
     An ELBO model gets ``elbo``, ``log_evidence`` (importance-weighted, ``num_particles``
@@ -80,6 +82,8 @@ def evaluate_model(model: Any, x: Any, y: Any = None, *, num_particles: int = 10
         Labels, for a conditional model.
     num_particles : int
         Importance samples :math:`K` per example.
+    progress : bool, optional
+        Progress of :func:`pvae.evaluate` on stderr; ``False`` silences it.
 
     Returns
     -------
@@ -98,7 +102,8 @@ def evaluate_model(model: Any, x: Any, y: Any = None, *, num_particles: int = 10
     if objective(model) == "elbo":
         from pvae.evaluation import evaluate
 
-        ev = evaluate(model, x if y is None else args, num_particles=num_particles, seed=0)
+        data = x if y is None else args
+        ev = evaluate(model, data, num_particles=num_particles, seed=0, progress=progress)
         out.update(
             elbo=ev.elbo,
             elbo_se=ev.elbo_se,

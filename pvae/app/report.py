@@ -2,10 +2,11 @@ r"""The demo's HTML report: one self-contained page of numbers and figures.
 
 :func:`write_report` turns the demo's ``metrics.json`` record and its PNG files into
 ``report.html``: figures embedded as base64 PNG, no scripts, no network, so it opens offline
-in any browser. Each section appears when its record is there: the models (``"vae"`` and
-``"autoencoder"``: data, test metrics, reconstructions, samples, latent space), Bayes' rule
-(``"bayes_medical_test"``, see :func:`bayes_record`) and variational inference against the
-exact posterior (``"svi_vs_exact"``).
+in any browser; a viewport meta and a one-column layout make it fit a phone (390 px) as well
+as a desktop (wide tables scroll in their own box). Each section appears when its record is
+there: the models (``"vae"`` and ``"autoencoder"``: data, test metrics, reconstructions,
+samples, latent space), Bayes' rule (``"bayes_medical_test"``, see :func:`bayes_record`) and
+variational inference against the exact posterior (``"svi_vs_exact"``).
 
 The demo itself lives in :mod:`pvae.app.demo`; ``pvae.app.report.run_demo``,
 ``SETTINGS``, ``DemoResult`` and ``evaluate_model`` (:mod:`pvae.app.metrics`) still import
@@ -30,15 +31,21 @@ _MOVED = {
     "evaluate_model": "pvae.app.metrics",
 }
 
+# One column that fits any width: at most 1000 px, images scale down, wide tables scroll
+# inside their own box (never the page), long words and code wrap; smaller margins on phones.
 _CSS = """
+*{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1000px;margin:2em auto;
-padding:0 1em;color:#1d232b;line-height:1.5}
+padding:0 1em;color:#1d232b;line-height:1.5;font-size:16px;overflow-wrap:break-word}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #d5dbe3;padding-bottom:.2em;margin-top:2em}
+.scroll{max-width:100%;overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #d5dbe3;padding:.3em .7em;
 text-align:right}th{background:#f1f4f8}td:first-child,th:first-child{text-align:left}
-figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #e3e7ed}
+figure{margin:1.2em 0}figure img{max-width:100%;height:auto;border:1px solid #e3e7ed}
 figcaption{font-size:.9em;color:#4a5563}.muted{color:#6b7480;font-size:.9em}
-code{background:#f1f4f8;padding:0 .25em;border-radius:3px}
+code{background:#f1f4f8;padding:0 .25em;border-radius:3px;overflow-wrap:anywhere}
+@media (max-width:600px){body{margin:1em auto;padding:0 .75em}h1{font-size:1.6em}
+td,th{padding:.25em .4em;font-size:.9em}figure{margin:1em 0}}
 """
 
 _INTRO = (
@@ -96,7 +103,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class=scroll><table><tr>{head}</tr>{body}</table></div>"
 
 
 def _header(metrics: dict) -> list[str]:
@@ -111,6 +118,7 @@ def _header(metrics: dict) -> list[str]:
         meta.append("<b>smoke settings (tiny networks; numbers not meaningful)</b>")
     return [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>pvae demo report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>pvae demo report</h1>",

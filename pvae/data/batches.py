@@ -41,7 +41,7 @@ def as_tensor(data: Any, *, name: str = "data", dtype: torch.dtype | None = None
     Raises
     ------
     ValueError
-        If the input is not numeric or holds NaN.
+        If the input is not numeric (complex numbers included) or holds NaN.
 
     Examples
     --------
@@ -53,10 +53,11 @@ def as_tensor(data: Any, *, name: str = "data", dtype: torch.dtype | None = None
     else:
         try:
             array = np.asarray(data)
-        except ValueError as err:  # ragged nested lists
+        except (ValueError, TypeError, RuntimeError) as err:  # ragged lists, odd tensors
             raise ValueError(
-                f"`{name}` must be a rectangular array of numbers, got a ragged "
-                f"{type(data).__name__} ({err}). Give every row the same length."
+                f"`{name}` must be a rectangular array of numbers, got a ragged or unreadable "
+                f"{type(data).__name__} ({err}). Give every row the same length, or pass a "
+                "tensor."
             ) from None
         if array.dtype == object or not (
             np.issubdtype(array.dtype, np.number) or array.dtype == bool
@@ -65,15 +66,48 @@ def as_tensor(data: Any, *, name: str = "data", dtype: torch.dtype | None = None
                 f"`{name}` must be numeric (a tensor or an array of numbers), "
                 f"got an array of dtype {array.dtype}."
             )
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if not np.iscomplexobj(array):
+            tensor = _from_numpy(array, name)
+        else:
+            tensor = None
+    if tensor is None or tensor.is_complex():
+        raise ValueError(
+            f"`{name}` must hold real numbers, got a complex "
+            f"{'array' if tensor is None else 'tensor'}. Pass its real part or its modulus "
+            "(`x.real`, `x.abs()`)."
+        )
+    source = tensor
     if dtype is not None:
         tensor = tensor.to(dtype)
     elif tensor.is_floating_point() and tensor.dtype != torch.get_default_dtype():
         tensor = tensor.to(torch.get_default_dtype())
+    if tensor.dtype != source.dtype and tensor.is_floating_point() and tensor.numel():
+        overflow = torch.isinf(tensor) & ~torch.isinf(source)
+        if overflow.any():  # 1e300 would silently become inf in float32
+            raise ValueError(
+                f"`{name}` holds {int(overflow.sum())} finite value(s) beyond the range of "
+                f"{tensor.dtype} (|x| <= {torch.finfo(tensor.dtype).max:.4g}), which would "
+                f"become inf. Rescale the data, or set `torch.set_default_dtype(torch.float64)`."
+            )
     if tensor.is_floating_point() and torch.isnan(tensor).any():
         count = int(torch.isnan(tensor).sum())
         raise ValueError(f"`{name}` contains {count} NaN value(s); remove or impute them first.")
     return tensor
+
+
+def _from_numpy(array: np.ndarray, name: str) -> torch.Tensor:
+    """A tensor holding ``array``'s values (native byte order, C order, 0-d kept 0-d)."""
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    if not (array.flags.c_contiguous and array.flags.writeable):
+        array = array.copy(order="C")
+    try:
+        return torch.from_numpy(array)
+    except TypeError:  # a NumPy dtype torch has no counterpart of (float128, uint64 ...)
+        raise ValueError(
+            f"`{name}` has NumPy dtype {array.dtype}, which torch cannot hold. Convert it, "
+            f"e.g. `{name}.astype(numpy.float64)`."
+        ) from None
 
 
 class TensorBatches:
@@ -110,21 +144,40 @@ class TensorBatches:
         shuffle: bool = False,
         seed: int | None = None,
     ) -> None:
+        if isinstance(tensors, torch.Tensor) or not isinstance(tensors, Sequence):
+            raise TypeError(
+                f"`tensors` must be a sequence of tensors, got {type(tensors).__name__}. "
+                "Pass e.g. `[x]` or `(x, y)`."
+            )
         if len(tensors) == 0:
             raise ValueError("`tensors` must hold at least one tensor, got none.")
+        for i, t in enumerate(tensors):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(
+                    f"`tensors[{i}]` must be a torch.Tensor, got {type(t).__name__}. Convert "
+                    "it with `pvae.data.as_tensor`."
+                )
         n = tensors[0].shape[0] if tensors[0].dim() else 0
         for i, t in enumerate(tensors):
             if t.dim() == 0 or t.shape[0] != n:
                 raise ValueError(
-                    f"every tensor must share the first (data) dimension {n}; "
-                    f"tensor {i} has shape {tuple(t.shape)}."
+                    f"every tensor of `data` (`tensors`) must share the first (data) dimension "
+                    f"{n}; tensor {i} has shape {tuple(t.shape)}."
                 )
         if n == 0:
             raise ValueError(
-                f"the data must hold at least one example, got a first dimension of 0 "
-                f"(shape {tuple(tensors[0].shape)})."
+                f"`data` (`tensors`) must hold at least one example, got a first dimension of "
+                f"0 (shape {tuple(tensors[0].shape)})."
             )
+        for i, t in enumerate(tensors):
+            if t.numel() == 0:
+                raise ValueError(
+                    f"the examples of `data` (`tensors`) must hold values, got tensor {i} of "
+                    f"shape {tuple(t.shape)}: {n} example(s) of {tuple(t.shape[1:])}, with "
+                    "no values each."
+                )
         batch_size = _checks.optional(_checks.positive_int, "batch_size", batch_size, example=128)
+        shuffle = _checks.boolean("shuffle", shuffle)
         seed = _checks.seed("seed", seed)
         self.tensors = tuple(tensors)
         self.num_examples = int(n)
@@ -237,8 +290,9 @@ def as_batches(
     Raises
     ------
     ValueError
-        For unsupported containers, lists that mix single values and arrays, NaN values,
-        or mismatched lengths.
+        For unsupported or empty containers, lists that mix single values and arrays, NaN
+        or complex values, mismatched lengths, and a bad ``batch_size``, ``shuffle`` (only
+        ``True``/``False``) or ``seed``.
 
     Examples
     --------
@@ -249,18 +303,29 @@ def as_batches(
     >>> next(iter(as_batches(data)))
     (tensor([1., 1., 1., 0., 0.]),)
     """
+    batch_size = _checks.optional(_checks.positive_int, "batch_size", batch_size, example=128)
+    shuffle = _checks.boolean("shuffle", shuffle)
+    seed = _checks.seed("seed", seed)
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, Dataset):
         generator = None
         if seed is not None:
             generator = torch.Generator().manual_seed(seed)
-        return DataLoader(
-            data,
-            batch_size=batch_size or len(data),  # type: ignore[arg-type]
-            shuffle=shuffle,
-            generator=generator,
-        )
+        try:
+            size = len(data)  # type: ignore[arg-type]
+        except TypeError:
+            size = None  # a Dataset without a length: the batch size must say
+        if size == 0:
+            raise ValueError("`data` must hold at least one example, got an empty Dataset.")
+        if size is None and batch_size is None:
+            raise ValueError(
+                f"`batch_size` must be given for a Dataset without a length "
+                f"({type(data).__name__}), got None. Pass e.g. `batch_size=128`."
+            )
+        if size is not None:  # a batch never holds more than the data set (2**63 breaks islice)
+            batch_size = min(batch_size or size, size)
+        return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
     if isinstance(data, (tuple, list)):
         tensors = _sequence_tensors(data)
     elif isinstance(data, (torch.Tensor, np.ndarray)):

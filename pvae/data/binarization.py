@@ -34,6 +34,8 @@ def unit_interval(x: Any, name: str) -> torch.Tensor:
     [0.0, 0.5]
     """
     x = as_tensor(x, name=name)
+    if not x.is_floating_point():  # integer or boolean 0/1: read as probabilities
+        x = x.to(torch.get_default_dtype())
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError(
             f"`{name}` must hold probabilities in [0, 1] to be binarized, got values in "
@@ -58,12 +60,15 @@ def binarize(x: torch.Tensor, *, generator: torch.Generator | None = None) -> to
     Returns
     -------
     torch.Tensor
-        Zeros and ones, same shape and dtype as ``x``.
+        Zeros and ones, the shape of ``x``, in torch's default dtype (as
+        :func:`~pvae.data.as_tensor` converts); integer and boolean ``x`` are read as the
+        probabilities 0 and 1.
 
     Raises
     ------
     ValueError
-        If ``x`` has values outside :math:`[0, 1]`.
+        If ``x`` is not numeric, is complex, holds NaN, or has values outside
+        :math:`[0, 1]`.
 
     Examples
     --------
@@ -99,8 +104,17 @@ class DynamicBinarized(Dataset):
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         x = unit_interval(x, "x")
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"`y` must have {len(x)} labels, one per row of `x`, got {len(y)}.")
+        if x.dim() == 0 or len(x) == 0:
+            raise ValueError(
+                f"`x` must hold at least one example (row), got shape {list(x.shape)}."
+            )
+        if y is not None:
+            y = as_tensor(y, name="y")
+            if y.dim() == 0 or len(y) != len(x):
+                raise ValueError(
+                    f"`y` must have {len(x)} labels, one per row of `x`, got shape "
+                    f"{list(y.shape)}."
+                )
         self.x, self.y = x, y
 
     def __len__(self) -> int:
@@ -145,6 +159,15 @@ def check_support(data: Any, likelihood: str, *, name: str = "data") -> None:
     ...
     ValueError: `data` must be binary (0 or 1) for likelihood='bernoulli', ...
     """
+    if not isinstance(likelihood, str) or likelihood not in (
+        "bernoulli",
+        "continuous_bernoulli",
+        "gaussian",
+    ):
+        raise ValueError(
+            "`likelihood` must be 'bernoulli', 'continuous_bernoulli' or 'gaussian', "
+            f"got {likelihood!r} ({type(likelihood).__name__})."
+        )
     x = as_tensor(data, name=name)
     if likelihood == "bernoulli":
         bad = int(((x != 0) & (x != 1)).sum())

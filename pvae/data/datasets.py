@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pvae._checks import open_fraction, path_arg
 from pvae._checks import seed as check_seed
 from pvae.data.batches import as_tensor
 from pvae.data.binarization import DynamicBinarized, unit_interval
@@ -100,6 +101,20 @@ class ImageData:
         )
 
 
+def _check_options(binarize: str | None, seed: int) -> tuple[str | None, int]:
+    if binarize is not None and not (
+        isinstance(binarize, str) and binarize in ("static", "dynamic")
+    ):
+        raise ValueError(
+            f"`binarize` must be None, 'static' or 'dynamic', got {binarize!r} "
+            f"({type(binarize).__name__})."
+        )
+    seed = check_seed("seed", seed)
+    if seed is None:
+        raise ValueError("`seed` must be an integer (it fixes the binarized test set), got None.")
+    return binarize, seed
+
+
 def _finish(
     x_train: torch.Tensor,
     y_train: torch.Tensor | None,
@@ -112,11 +127,7 @@ def _finish(
     seed: int,
     classes: tuple[str, ...] = (),
 ) -> ImageData:
-    if binarize not in (None, "static", "dynamic"):
-        raise ValueError(f"`binarize` must be None, 'static' or 'dynamic', got {binarize!r}.")
-    seed = check_seed("seed", seed)
-    if seed is None:
-        raise ValueError("`seed` must be an integer (it fixes the binarized test set), got None.")
+    binarize, seed = _check_options(binarize, seed)
     if binarize is not None:
         generator = torch.Generator().manual_seed(seed)
         # the test set first, so that "static" and "dynamic" share the same binary test set
@@ -217,7 +228,8 @@ def fashion_mnist(
     ...
     FileNotFoundError: Fashion-MNIST file train-images-idx3-ubyte[.gz] not found in ...
     """
-    folder = FASHION_MNIST_DIR if root is None else Path(root)
+    binarize, seed = _check_options(binarize, seed)
+    folder = FASHION_MNIST_DIR if root is None else path_arg("root", root)
     parts = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images = read_idx(_find_idx(folder, f"{prefix}-images-idx3-ubyte"))
@@ -256,8 +268,9 @@ def load_dataset(
     """A data set by name (``"digits"``, ``"fashion-mnist"``) or from a file.
 
     A file holds an array of shape ``(N, D)`` or ``(N, H, W)`` (an ``.npz`` may add
-    labels as ``"y"``). ``uint8`` arrays are divided by 255; other values are kept. A
-    seeded random ``test_fraction`` of the rows becomes the test set.
+    labels as ``"y"``). ``uint8`` arrays are divided by 255; other values are kept (they must
+    be finite). A seeded random ``test_fraction`` of the rows (at least one) becomes the test
+    set, and at least one row must remain for training.
 
     Parameters
     ----------
@@ -281,32 +294,52 @@ def load_dataset(
     FileNotFoundError
         If the file does not exist.
     ValueError
-        For wrong shapes, NaN, or an unusable ``test_fraction``.
+        For wrong shapes, NaN or infinite values, non-integer labels, a bad ``binarize`` or
+        ``seed``, or a ``test_fraction`` that is not in ``(0, 1)`` or leaves no training row.
 
     Examples
     --------
     >>> load_dataset("digits", binarize="static").x_test.unique().tolist()
     [0.0, 1.0]
     """
+    path = path_arg("source", source)
+    binarize, seed = _check_options(binarize, seed)
     if str(source) == "digits":
         return digits(binarize, seed=seed)
     if str(source) in ("fashion-mnist", "fashion_mnist"):
         return fashion_mnist(root, binarize=binarize, seed=seed)
-    if not 0 < test_fraction < 1:  # before reading a possibly large file
-        raise ValueError(
-            f"`test_fraction` must be in (0, 1), got {test_fraction}. Pass the share of rows "
-            "to hold out, e.g. 0.1."
+    # before reading a possibly large file
+    test_fraction = open_fraction("test_fraction", test_fraction, example=0.1)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"`source` must be 'digits', 'fashion-mnist' or a .npy/.npz/.csv file, got "
+            f"{str(source)!r}, which is neither a known name nor a file."
         )
-    path = Path(source)
-    labels = None
-    if path.suffix.lower() == ".npz" and path.is_file():
-        with np.load(path, allow_pickle=False) as archive:
-            labels = archive["y"] if "y" in archive else None
     array = load_array(path)
-    if array.ndim not in (2, 3) or len(array) < 2:
+    labels = None
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as archive:  # read once already: readable
+            names = list(archive.keys())
+        if "y" in names and names != ["y"]:
+            labels = load_array(path, key="y")
+    if array.ndim not in (2, 3) or len(array) < 2 or array[0].size == 0:
         raise ValueError(
-            f"the array in {path.name} must have shape (N, D) or (N, H, W) with N >= 2, "
-            f"got {array.shape}. Reshape it so that rows are examples."
+            f"the array in {path.name} must have shape (N, D) or (N, H, W) with N >= 2 "
+            f"and D >= 1, got {array.shape}. Reshape it so that rows are examples."
+        )
+    num_test = max(1, round(test_fraction * len(array)))
+    if num_test > len(array) - 1:
+        raise ValueError(
+            f"`test_fraction`={test_fraction:g} of {len(array)} rows in {path.name} leaves "
+            f"{num_test} test and {len(array) - num_test} training rows; both need at least "
+            f"one. Pass a `test_fraction` between {1 / len(array):.3g} and "
+            f"{1 - 1 / len(array):.3g}."
+        )
+    if array.dtype != np.uint8 and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise ValueError(
+            f"the array in {path.name} holds {bad} NaN or infinite value(s); images must be "
+            "finite. Remove or impute them."
         )
     if array.ndim == 3:
         image_shape = (int(array.shape[1]), int(array.shape[2]))
@@ -321,8 +354,14 @@ def load_dataset(
             raise ValueError(
                 f"`y` in {path.name} must have shape ({len(array)},), got {labels.shape}."
             )
+        whole = np.issubdtype(labels.dtype, np.integer) or (
+            np.isfinite(labels).all() and (labels == np.round(labels)).all()
+        )
+        if not whole or labels.dtype == bool:
+            raise ValueError(
+                f"`y` in {path.name} must hold integer class labels, got dtype {labels.dtype}."
+            )
         y = torch.from_numpy(labels.astype(np.int64))
-    num_test = max(1, round(test_fraction * len(x)))
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     test, train = order[:num_test], order[num_test:]
     return _finish(

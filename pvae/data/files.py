@@ -10,9 +10,15 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import tokenize
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from pvae._checks import path_arg
 
 __all__ = ["load_array", "read_idx"]
 
@@ -52,12 +58,15 @@ def read_idx(path: str | Path) -> np.ndarray:
     >>> read_idx(p).tolist()
     [7, 8, 9]
     """
-    path = Path(path)
+    path = path_arg("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"no such IDX file: {path}")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
+            raise ValueError(f"{path} is not a readable gzip file ({err}).") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(
             f"{path} is not an IDX file: expected a header 00 00 <type> <ndim>, got "
@@ -109,34 +118,77 @@ def load_array(path: str | Path, *, key: str | None = None) -> np.ndarray:
     >>> load_array(p).tolist()
     [[0.0, 1.0], [1.0, 0.0]]
     """
-    path = Path(path)
+    path = path_arg("path", path)
+    if key is not None and not isinstance(key, str):
+        raise TypeError(f"`key` must be None or a str, got {key!r} ({type(key).__name__}).")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz", ".csv", ".txt"):
+        raise ValueError(f"`path` must end in .npy, .npz or .csv, got {path.name!r}.")
     try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
+        array = _read(path, suffix, key)
+    except _KeyError:
+        raise
+    except _READ_ERRORS as err:
+        raise ValueError(f"cannot read {path} as a numeric array: {err}") from None
+    if not isinstance(array, np.ndarray):  # e.g. a zip archive named .npy
+        raise ValueError(
+            f"cannot read {path} as a numeric array: it holds a {type(array).__name__}, not "
+            f"one array. Is it an .npz archive named {suffix}?"
+        )
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(
+            f"{path} must hold a numeric array, got dtype {array.dtype}. Save numbers only."
+        )
+    if np.iscomplexobj(array):
+        raise ValueError(f"{path} must hold real numbers, got a complex array ({array.dtype}).")
+    return array
+
+
+#: what NumPy's readers raise on a corrupt file: zip, zlib, the refused pickle, text parsing,
+#: the .npy header (parsed as a Python literal), a header asking for an absurd shape
+_READ_ERRORS = (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                KeyError, IndexError, struct.error, SyntaxError, tokenize.TokenError,
+                OverflowError, MemoryError, Warning)  # fmt: skip
+
+
+def _read(path: Path, suffix: str, key: str | None):
+    if suffix == ".npy":
+        with path.open("rb") as f:  # np.load of a path would open an .npz archive too
+            if f.read(6) != b"\x93NUMPY":
+                raise ValueError("not an .npy file (its first bytes are not \\x93NUMPY)")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+    if suffix == ".npz":
+        with path.open("rb") as f:  # our handle: closed even when NumPy fails half-way
+            if f.read(4) != b"PK\x03\x04":
+                raise ValueError("not an .npz (zip) archive")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as archive:
                 names = list(archive.keys())
                 if key is None:
                     key = names[0] if len(names) == 1 else "x" if "x" in names else None
                 if key not in names:
-                    raise ValueError(
+                    raise _KeyError(
                         f"`key` must name an array in {path.name}, one of {names}, got {key!r}."
                     )
                 return archive[key]
-        if suffix in (".csv", ".txt"):
-            with path.open() as f:
-                first = f.readline()
-            try:
-                [float(v) for v in first.split(",")]
-                skip = 0
-            except ValueError:
-                skip = 1  # a header line
-            return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-    except ValueError as err:
-        if "`key`" in str(err):
-            raise
-        raise ValueError(f"cannot read {path} as a numeric array: {err}") from None
-    raise ValueError(f"`path` must end in .npy, .npz or .csv, got {path.name!r}.")
+    with path.open() as f:
+        lines = [line for line in f if line.strip()]
+    if not lines:
+        raise ValueError("the file holds no numbers")
+    try:
+        [float(v) for v in lines[0].split(",")]
+        skip = 0
+    except ValueError:
+        skip = 1  # a header line
+    if len(lines) <= skip:
+        raise ValueError("the file holds a header line and no numbers")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "input contained no data" is an error here
+        return np.loadtxt(lines[skip:], delimiter=",", ndmin=2, dtype=np.float64)
+
+
+class _KeyError(ValueError):
+    """A missing ``key``: raised as it is, not as an unreadable file."""

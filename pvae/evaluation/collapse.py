@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pvae import _checks
+from pvae import _checks, _display
 from pvae._compat import renamed
 from pvae._seed import seeded
 from pvae.data import as_tensor
@@ -55,6 +55,18 @@ class CollapseDiagnostics(NamedTuple):
 
     kl = renamed("CollapseDiagnostics", "kl", "kl_prior")
     kl_per_dim = renamed("CollapseDiagnostics", "kl_per_dim", "kl_prior_per_dim")
+
+    __repr__ = _display.record_repr
+
+    def _repr_html_(self) -> str:
+        fields = {"active units": f"{self.num_active} of {len(self.active_units)}"}
+        fields.update({"KL(q || p(z))": self.kl_prior, "I(x; z)": self.mutual_information})
+        fields["KL(q(z) || p(z))"] = self.marginal_kl
+        cols = (self.kl_prior_per_dim.tolist(), self.activity.tolist(), self.active_units.tolist())
+        rows = [(d, *c) for d, c in enumerate(zip(*cols, strict=True))]
+        table = _display.html_table(["dim", "KL(q || p(z_d))", "activity", "active"], rows)
+        notes = ["nats, means over the data"]
+        return _display.html_record("CollapseDiagnostics", fields, tables=[table], notes=notes)
 
 
 def _encode(vae, data: tuple):

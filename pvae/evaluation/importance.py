@@ -35,8 +35,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pvae import _checks, _traces
+from pvae import _checks, _display, _traces
 from pvae._compat import renamed
+from pvae._progress import ProgressBar
 from pvae._seed import seeded
 from pvae.data import as_batches
 from pvae.models.protocol import model_and_guide, objective
@@ -45,6 +46,8 @@ __all__ = ["Evaluation", "evaluate"]
 
 #: Default element budget of one vectorised pass (the core's: site elements x particles).
 MAX_ELEMENTS = _traces.MAX_ELEMENTS
+#: The most importance samples per example (:func:`evaluate`'s ``num_particles``).
+MAX_PARTICLES = 10**7
 
 
 class Evaluation(NamedTuple):
@@ -108,6 +111,18 @@ class Evaluation(NamedTuple):
             f"  KL(q || p(z))   {self.kl_prior: .4f}"
         )
 
+    def _repr_html_(self) -> str:
+        unit = f"per example, mean over {self.num_examples}" if self.per_example else "joint"
+        rows = [
+            ("ELBO", self.elbo, self.elbo_se),
+            (f"log p(x) (IWAE, K={self.num_particles})", self.log_evidence, self.log_evidence_se),
+            ("reconstruction E_q[log p(x|z)]", self.reconstruction, None),
+            ("KL(q || p(z))", self.kl_prior, None),
+        ]
+        table = _display.html_table(["", "nats", "± se"], [(a, b, c or "") for a, b, c in rows])
+        notes = [f"nats {unit}", self.reason]
+        return _display.html_record("Evaluation", tables=[table], notes=notes)
+
 
 def _iwae_se(log_w: torch.Tensor) -> float:
     r"""Delta-method standard error of :math:`\log \frac1K \sum_k w_k`."""
@@ -149,6 +164,7 @@ def evaluate(
     max_elements: int = MAX_ELEMENTS,
     seed: int | None = None,
     device: str | torch.device | None = None,
+    progress: bool | None = None,
 ) -> Evaluation:
     r"""Estimate the ELBO and :math:`\log p(x)` by importance sampling.
 
@@ -170,7 +186,11 @@ def evaluate(
     seed : int, optional
         Seeds the particles (the caller's generators are restored afterwards).
     device : str or torch.device, optional
-        Moves the chunks there (the model must already be there).
+        Moves the chunks there (the model must already be there); ``"auto"`` picks a GPU
+        where there is one (:func:`pvae._checks.torch_device`).
+    progress : bool, optional
+        Progress over the examples (with the running ELBO) on stderr, as :func:`pvae.fit`
+        shows it (:mod:`pvae._progress`); ``False`` silences it.
 
     Returns
     -------
@@ -179,8 +199,11 @@ def evaluate(
     Raises
     ------
     ValueError
-        For invalid arguments, a squared-error model (it has no likelihood), or a model and
-        guide that do not match (:func:`pvae._traces.inspect`).
+        For invalid arguments (``num_particles`` above :data:`MAX_PARTICLES` included), a
+        squared-error model (it has no likelihood), a model and guide that do not match
+        (:func:`pvae._traces.inspect`) or fail on the data, and estimates that are not
+        finite (an infinite or NaN log-density: never returned). A standard error is NaN
+        only where there is none: over one example (per example) or one particle (joint).
 
     Notes
     -----
@@ -205,6 +228,12 @@ def evaluate(
     (-1.2655, -1.2655)
     """
     num_particles = _checks.positive_int("num_particles", num_particles, example=1000)
+    if num_particles > MAX_PARTICLES:
+        raise ValueError(
+            f"`num_particles` must be at most {MAX_PARTICLES:,}, got {num_particles:,}: the IWAE "
+            "estimate's error falls like 1/K, and thousands of particles are plenty. Pass "
+            "e.g. `num_particles=1000`."
+        )
     max_elements = _checks.positive_int("max_elements", max_elements, example=MAX_ELEMENTS)
     if objective(model) == "squared_error":
         raise ValueError(
@@ -216,9 +245,11 @@ def evaluate(
             f"`data` must be the examples, got a callable ({type(data).__name__}): `evaluate` "
             "takes `evaluate(model, data, guide=guide)`, not Pyro's `(model, guide, *args)`."
         )
+    device = _checks.optional(_checks.torch_device, "device", device)
+    progress = _checks.optional(_checks.boolean, "progress", progress)
     model, guide = model_and_guide(model, guide)
     with seeded(seed), torch.no_grad():
-        return _evaluate(model, guide, data, num_particles, max_elements, device)
+        return _evaluate(model, guide, data, num_particles, max_elements, device, progress)
 
 
 def _per_example_guide(size: int, err: Exception) -> ValueError:
@@ -233,7 +264,7 @@ def _to(batch, device):
     return batch if device is None else tuple(t.to(device) for t in batch)
 
 
-def _evaluate(model, guide, data, num_particles, max_elements, device) -> Evaluation:
+def _evaluate(model, guide, data, num_particles, max_elements, device, progress) -> Evaluation:
     probe = next(iter(as_batches(data, batch_size=1)), None)
     if probe is None:
         raise ValueError("`data` must hold at least one example, got none.")
@@ -246,16 +277,23 @@ def _evaluate(model, guide, data, num_particles, max_elements, device) -> Evalua
         structure = _traces.inspect(model, guide, first, {})
     except _traces.SHAPE_ERRORS as err:
         if len(batches) == 1:
-            raise
+            if "`" in str(err):  # pvae's own message, naming the argument already
+                raise
+            raise ValueError(
+                f"`model` and `guide` fail on `data` (a first chunk of shape "
+                f"{[list(t.shape) for t in first]}): {type(err).__name__}: {err}"
+            ) from err
         raise _per_example_guide(len(first[0]), err) from err
     if not structure.per_example:
         batch = first
         if len(batches) > 1:
             batch = _to(tuple(torch.cat(parts) for parts in zip(*batches, strict=True)), device)
             structure = _traces.inspect(model, guide, batch, {})
-        return _joint(model, guide, batch, num_particles, max_elements, structure)
+        return _finite(_joint(model, guide, batch, num_particles, max_elements, structure))
     elbos, lls, recs, kls = [], [], [], []
     vectorized, reason = True, ""
+    total = sum(len(b[0]) for b in batches)
+    bar = ProgressBar(progress, total, desc="evaluate", unit="example")
     for i, batch in enumerate(batches):
         batch = _to(batch, device)
         if i:
@@ -282,22 +320,44 @@ def _evaluate(model, guide, data, num_particles, max_elements, device) -> Evalua
         lls.append(_traces.log_mean_exp(w.log_weight))
         recs.append(w.log_likelihood.mean(0))
         kls.append((w.log_guide - w.log_prior).mean(0))
+        bar.update(len(batch[0]), elbo=float(torch.cat(elbos).mean()))
+    bar.close()
     elbo, ll, rec, kl = (torch.cat(t) for t in (elbos, lls, recs, kls))
     n = elbo.numel()
 
     def se(values: torch.Tensor) -> float:
         return float(values.std() / math.sqrt(n)) if n > 1 else float("nan")
 
-    return Evaluation(
-        elbo=float(elbo.mean()),
-        elbo_se=se(elbo),
-        log_evidence=float(ll.mean()),
-        log_evidence_se=se(ll),
-        reconstruction=float(rec.mean()),
-        kl_prior=float(kl.mean()),
-        num_examples=n,
-        num_particles=num_particles,
-        per_example=True,
-        vectorized=vectorized,
-        reason=reason,
+    return _finite(
+        Evaluation(
+            elbo=float(elbo.mean()),
+            elbo_se=se(elbo),
+            log_evidence=float(ll.mean()),
+            log_evidence_se=se(ll),
+            reconstruction=float(rec.mean()),
+            kl_prior=float(kl.mean()),
+            num_examples=n,
+            num_particles=num_particles,
+            per_example=True,
+            vectorized=vectorized,
+            reason=reason,
+        )
     )
+
+
+def _finite(ev: Evaluation) -> Evaluation:
+    """``ev``, or a ``ValueError`` when an estimate is not finite (never returned silently).
+
+    The standard errors may be NaN: over one example (or one particle) there is none.
+    """
+    bad = [n for n in ("elbo", "log_evidence", "reconstruction", "kl_prior")
+           if not math.isfinite(getattr(ev, n))]  # fmt: skip
+    if bad:
+        values = ", ".join(f"{n}={getattr(ev, n)}" for n in bad)
+        raise ValueError(
+            f"the estimates on `data` are not finite ({values}): some log p(x, z) or "
+            "log q(z | x) is infinite or NaN, e.g. for values outside the model's support or "
+            "beyond the float32 range (|x| > 3.4e38, or a square that overflows). Check the "
+            "data and the model's parameters."
+        )
+    return ev

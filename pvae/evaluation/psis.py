@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from pvae import _checks, _traces
+from pvae import _checks, _display, _traces
 from pvae._seed import seeded
 from pvae.models.protocol import pair_and_args
 
@@ -175,6 +175,19 @@ class KHatResult(NamedTuple):
     #: False when the particles ran one at a time; ``reason`` says why.
     vectorized: bool = True
     reason: str = ""
+
+    __repr__ = _display.record_repr
+
+    def _repr_html_(self) -> str:
+        fields = {"khat": self.khat, "diagnosis": self.diagnosis}
+        fields.update(num_bad=f"{self.num_bad} of {self.num_points} above 0.7")
+        fields.update(num_particles=self.num_particles, plate=self.plate or "-")
+        extra = ""
+        if self.pointwise is not None:
+            spark = _display.sparkline(sorted(self.pointwise.tolist()))
+            extra = f"pointwise k-hat, sorted: {spark}" if spark else ""
+        notes = ["thresholds (Yao et al. 2018): good < 0.5 <= ok < 0.7 <= bad", self.reason]
+        return _display.html_record("KHatResult", fields, notes=notes, extra=extra)
 
 
 def psis_khat(

@@ -21,12 +21,16 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from pvae import _checks, _display
+from pvae.exact.columns import evaluate_likelihood, exp_or_inf, to_column
 
 __all__ = ["BayesTable", "bayes_rule"]
 
@@ -52,13 +56,24 @@ class BayesTable:
     posterior : torch.Tensor
         :math:`p(h \mid x)`, computed in log space, so it never underflows to all zeros.
     evidence : float
-        :math:`p(x) = \sum_h p(x, h)`.
+        :math:`p(x) = \sum_h p(x, h)`, the evidence of *this* table's data: after
+        :meth:`update`, the one-step predictive :math:`p(x_n \mid x_1, \ldots, x_{n-1})`.
+        Like :attr:`likelihood` it may underflow to 0, or overflow to ``inf`` for densities
+        with :math:`\log p(x) > 709`; :attr:`log_evidence` is exact either way.
     log_evidence : float
-        :math:`\log p(x)` in nats, exact even when :attr:`evidence` underflows.
+        :math:`\log p(x)` in nats, exact even when :attr:`evidence` underflows or overflows.
     log_likelihood : torch.Tensor
         :math:`\log p(x \mid h)`.
     log_joint : torch.Tensor
         :math:`\log p(x, h)`.
+    log_space : bool
+        Whether the table was built from log-likelihoods (and prints their columns).
+    cumulative_log_evidence : float
+        :math:`\log p(x_1, \ldots, x_n)`, the log evidence of *all* the data so far (the
+        :attr:`log_evidence` of a new table; after each :meth:`update`, the chain rule
+        :math:`\sum_k \log p(x_k \mid x_{<k})` with
+        :math:`p(x_k \mid x_{<k}) = \sum_h p(x_k \mid h)\, p(h \mid x_{<k})`, the
+        marginal likelihood when the :math:`x_k` are independent given :math:`h`).
     """
 
     hypotheses: tuple
@@ -71,6 +86,21 @@ class BayesTable:
     log_likelihood: torch.Tensor
     log_joint: torch.Tensor
     log_space: bool = False
+    cumulative_log_evidence: float = math.nan
+
+    @property
+    def cumulative_evidence(self) -> float:
+        r""":math:`p(x_1, \ldots, x_n)`, ``exp`` of :attr:`cumulative_log_evidence` (may
+        underflow to 0 or overflow to ``inf``; the log is exact).
+
+        Examples
+        --------
+        >>> t = bayes_rule({"fair": 0.5, "biased": 0.5}, {"fair": 0.5, "biased": 0.9})
+        >>> t2 = t.update({"fair": 0.5, "biased": 0.9})      # two heads
+        >>> round(t2.evidence, 6), round(t2.cumulative_evidence, 6)  # p(x2 | x1), p(x1, x2)
+        (0.757143, 0.53)
+        """
+        return exp_or_inf(self.cumulative_log_evidence)
 
     def prob(self, hypothesis: Hashable) -> float:
         """Posterior probability :math:`p(h \\mid x)` of one hypothesis.
@@ -89,7 +119,7 @@ class BayesTable:
         *,
         log_likelihood: Any = None,
     ) -> BayesTable:
-        """Condition on new data: this table's posterior is the next table's prior.
+        r"""Condition on new data: this table's posterior is the next table's prior.
 
         Parameters
         ----------
@@ -100,19 +130,23 @@ class BayesTable:
         Returns
         -------
         BayesTable
+            Its :attr:`~BayesTable.evidence` is the one-step predictive
+            :math:`p(x_{new} \mid x_{old})`; its :attr:`~BayesTable.cumulative_log_evidence`
+            is :math:`\log p(x_{old}, x_{new})`. The prior is this table's posterior, carried
+            in log space (:math:`\log p(x, h) - \log p(x)`), so nothing overflows.
 
         Examples
         --------
         >>> t = bayes_rule({"fair": 0.5, "biased": 0.5}, {"fair": 0.5, "biased": 0.9})
-        >>> round(t.update({"fair": 0.5, "biased": 0.9}).prob("biased"), 6)
-        0.764151
+        >>> t2 = t.update({"fair": 0.5, "biased": 0.9})
+        >>> round(t2.prob("biased"), 6), round(t2.cumulative_log_evidence, 6)
+        (0.764151, -0.634878)
         """
-        return bayes_rule(
-            self.posterior,
-            likelihood,
-            hypotheses=self.hypotheses,
-            log_likelihood=log_likelihood,
-            normalize=True,
+        log_prior = self.log_joint - self.log_evidence
+        table = _table(self.hypotheses, self.posterior, log_prior, likelihood, log_likelihood)
+        return dataclasses.replace(
+            table,
+            cumulative_log_evidence=self.cumulative_log_evidence + table.log_evidence,
         )
 
     def to_dataframe(self):
@@ -145,84 +179,42 @@ class BayesTable:
             f"`hypothesis` must be one of {list(self.hypotheses)}, got {hypothesis!r}."
         )
 
-    def __str__(self) -> str:
+    def _columns(self) -> tuple[list[str], list[list[Any]]]:
         names = ["prior", "likelihood", "joint", "posterior"]
         cols = [self.prior, self.likelihood, self.joint, self.posterior]
         if self.log_space:
             names[1:3] = ["log_likelihood", "log_joint"]
             cols[1:3] = [self.log_likelihood, self.log_joint]
-        labels = [str(h) for h in self.hypotheses]
-        width = max([len("hypothesis")] + [len(s) for s in labels])
-        cells = [[f"{float(v):.6g}" for v in c] for c in cols]
-        widths = [max([len(n)] + [len(s) for s in c]) for n, c in zip(names, cells, strict=True)]
-        lines = [
-            "  ".join(
-                [f"{'hypothesis':<{width}}"]
-                + [n.rjust(w) for n, w in zip(names, widths, strict=True)]
-            )
-        ]
-        for i, label in enumerate(labels):
-            row = [c[i].rjust(w) for c, w in zip(cells, widths, strict=True)]
-            lines.append("  ".join([f"{label:<{width}}"] + row))
-        lines.append(f"evidence p(x) = {self.evidence:.6g}  (log p(x) = {self.log_evidence:.6g})")
-        return "\n".join(lines)
+        values = [c.tolist() for c in cols]
+        rows = [[str(h)] + [c[i] for c in values] for i, h in enumerate(self.hypotheses)]
+        return ["hypothesis", *names], rows
+
+    def format(self, max_rows: int | None = _display.MAX_ROWS) -> str:
+        """The table as text, cut after ``max_rows`` rows (``None``: every row) with a count.
+
+        Examples
+        --------
+        >>> print(bayes_rule([0.25] * 4, [0.1, 0.2, 0.3, 0.4]).format(max_rows=2))
+        hypothesis  prior  likelihood   joint  posterior
+        0            0.25         0.1   0.025        0.1
+        1            0.25         0.2    0.05        0.2
+        ... 2 more rows
+        evidence p(x) = 0.25  (log p(x) = -1.38629)
+        """
+        header, rows = self._columns()
+        evidence = f"evidence p(x) = {self.evidence:.6g}  (log p(x) = {self.log_evidence:.6g})"
+        return _display.text_table(header, rows, max_rows=max_rows) + "\n" + evidence
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def _repr_html_(self) -> str:
+        header, rows = self._columns()
+        table = _display.html_table(header, rows, bars=(1, len(header) - 1))
+        note = f"evidence p(x) = {self.evidence:.6g}, log p(x) = {self.log_evidence:.6g} nats"
+        return _display.html_record("BayesTable", tables=[table], notes=[note])
 
     __repr__ = __str__
-
-
-def _to_column(
-    values: Any, hypotheses: tuple | None, name: str
-) -> tuple[tuple | None, torch.Tensor]:
-    """Turn a mapping, sequence, array or tensor into (hypotheses, float64 column)."""
-    if isinstance(values, Mapping):
-        keys = tuple(values.keys())
-        if hypotheses is not None:
-            if set(keys) != set(hypotheses) or len(keys) != len(hypotheses):
-                raise ValueError(
-                    f"The hypotheses of `{name}` must match those of the prior: "
-                    f"expected {list(hypotheses)}, got {list(keys)}."
-                )
-            keys = hypotheses
-        raw = [values[k] for k in keys]
-        return keys, _as_float64(raw, name)
-    column = _as_float64(values, name)
-    if column.dim() != 1:
-        raise ValueError(f"`{name}` must be 1-D, got shape {tuple(column.shape)}.")
-    if hypotheses is not None and column.numel() != len(hypotheses):
-        raise ValueError(
-            f"`{name}` must have one entry per hypothesis ({len(hypotheses)}), "
-            f"got {column.numel()}. Pass values for every hypothesis, in the prior's order."
-        )
-    return hypotheses, column
-
-
-def _as_float64(values: Any, name: str) -> torch.Tensor:
-    if isinstance(values, Sequence) and not isinstance(values, str):
-        bad = [v for v in values if isinstance(v, (str, bool)) or v is None]
-        if bad:
-            raise ValueError(
-                f"`{name}` must hold numbers, got {bad[0]!r} ({type(bad[0]).__name__}) in "
-                f"{list(values)!r}."
-            )
-    try:
-        if isinstance(values, torch.Tensor):
-            out = values.detach().to(torch.float64).reshape(values.shape)
-        else:
-            out = torch.as_tensor(
-                [float(v) for v in values] if isinstance(values, Sequence) else values,
-                dtype=torch.float64,
-            )
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"`{name}` must hold numbers, got {values!r}.") from err
-    if torch.isnan(out).any():
-        raise ValueError(f"`{name}` must not contain NaN, got {out.tolist()}.")
-    return out
-
-
-def _evaluate(likelihood: Any, hypotheses: tuple, name: str) -> Any:
-    if callable(likelihood) and not isinstance(likelihood, torch.Tensor | Mapping):
-        return [likelihood(h) for h in hypotheses]
-    return likelihood
 
 
 def bayes_rule(
@@ -292,18 +284,28 @@ def bayes_rule(
             "Give exactly one of `likelihood` and `log_likelihood`, got "
             f"{'both' if likelihood is not None else 'neither'}."
         )
+    normalize = _checks.boolean("normalize", normalize)
     if hypotheses is not None:
         if hasattr(hypotheses, "tolist"):
             hypotheses = hypotheses.tolist()
+        if isinstance(hypotheses, (str, bytes, Mapping)) or not isinstance(hypotheses, Iterable):
+            raise TypeError(
+                f"`hypotheses` must be a sequence of hashable names, got "
+                f"{type(hypotheses).__name__}. Pass e.g. `hypotheses=['a', 'b']`."
+            )
         hypotheses = tuple(hypotheses)
-        if len(set(hypotheses)) != len(hypotheses):
+        try:
+            distinct = len(set(hypotheses)) == len(hypotheses)
+        except TypeError as err:
+            raise TypeError(f"`hypotheses` must be hashable names, got {err}.") from None
+        if not distinct:
             raise ValueError(f"`hypotheses` must be distinct, got {list(hypotheses)}.")
     if isinstance(prior, Mapping) and hypotheses is not None:
         raise ValueError(
             "`hypotheses` is only used when `prior` is a sequence; the keys of a mapping "
             "`prior` already name the hypotheses."
         )
-    keys, prior_col = _to_column(prior, None, "prior")
+    keys, prior_col = to_column(prior, None, "prior")
     if prior_col.numel() == 0:
         raise ValueError("`prior` must have at least one hypothesis, got an empty table.")
     if keys is not None:
@@ -320,20 +322,46 @@ def bayes_rule(
             f"`prior` must be finite and non-negative, got {prior_col.tolist()}. "
             "Probabilities cannot be negative."
         )
-    total = float(prior_col.sum())
-    if normalize:
-        if total <= 0:
-            raise ValueError(f"`prior` must have positive total mass, got {total:.6g}.")
-        prior_col = prior_col / total
-    elif abs(total - 1.0) > _SUM_TOL:
-        raise ValueError(
-            f"`prior` must sum to 1, got {total:.6g}. Normalize it, or pass `normalize=True`."
-        )
+    with torch.no_grad():
+        log_prior = prior_col.log()  # log 0 = -inf: no mass
+        if normalize:
+            total = float(prior_col.sum())
+            if total == 0:
+                raise ValueError(f"`prior` must have positive total mass, got {total:.6g}.")
+            if 1e-300 < total < math.inf:
+                prior_col = prior_col / total
+                log_prior = prior_col.log()
+            else:  # the sum overflows (priors near 1e308) or is subnormal: in log space
+                log_prior = log_prior - torch.logsumexp(log_prior, 0)
+                prior_col = log_prior.exp()
+        else:
+            total = float(prior_col.sum())
+            if abs(total - 1.0) > _SUM_TOL:
+                raise ValueError(
+                    f"`prior` must sum to 1, got {total:.6g}. Normalize it, or pass "
+                    "`normalize=True`."
+                )
+    table = _table(hypotheses, prior_col, log_prior, likelihood, log_likelihood)
+    return dataclasses.replace(table, cumulative_log_evidence=table.log_evidence)
 
+
+def _table(
+    hypotheses: tuple,
+    prior_col: torch.Tensor,
+    log_prior: torch.Tensor,
+    likelihood: Any,
+    log_likelihood: Any,
+) -> BayesTable:
+    """The table from a checked prior (and its log) and an unchecked likelihood."""
+    if (likelihood is None) == (log_likelihood is None):
+        raise ValueError(
+            "Give exactly one of `likelihood` and `log_likelihood`, got "
+            f"{'both' if likelihood is not None else 'neither'}."
+        )
     log_space = log_likelihood is not None
     name = "log_likelihood" if log_space else "likelihood"
-    values = _evaluate(log_likelihood if log_space else likelihood, hypotheses, name)
-    _, column = _to_column(values, hypotheses, name)
+    values = evaluate_likelihood(log_likelihood if log_space else likelihood, hypotheses, name)
+    _, column = to_column(values, hypotheses, name)
     if log_space:
         if (column == math.inf).any():
             raise ValueError(f"`log_likelihood` must be below +inf, got {column.tolist()}.")
@@ -346,7 +374,8 @@ def bayes_rule(
             )
         log_lik = column.log()
 
-    log_joint = torch.where(prior_col > 0, log_lik + prior_col.log(), -math.inf)
+    # log p(x, h) = log p(x | h) + log p(h), and -inf (not NaN) where p(h) = 0
+    log_joint = torch.where(log_prior > -math.inf, log_lik + log_prior, -math.inf)
     log_evidence = float(torch.logsumexp(log_joint, 0))
     if log_evidence == -math.inf:
         raise ValueError(
@@ -361,7 +390,7 @@ def bayes_rule(
         likelihood=log_lik.exp(),
         joint=log_joint.exp(),
         posterior=posterior,
-        evidence=math.exp(log_evidence),
+        evidence=exp_or_inf(log_evidence),
         log_evidence=log_evidence,
         log_likelihood=log_lik,
         log_joint=log_joint,

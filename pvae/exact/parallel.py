@@ -34,7 +34,7 @@ from pyro.ops.rings import LogRing
 from pyro.poutine.util import site_is_subsample
 
 from pvae._traces import max_plate_nesting
-from pvae.exact.sites import common_scale, default_dtype, is_deterministic
+from pvae.exact.sites import common_scale, default_dtype, exact_log_probs, is_deterministic
 
 __all__ = ["Elimination", "check", "eliminate", "log_prob_of"]
 
@@ -77,6 +77,7 @@ def _enumerated_trace(model, args, kwargs, plain, latents, dtype):
     with default_dtype(dtype), pyro.validation_enabled(False):  # the plain run validated
         trace = poutine.trace(enum_model).get_trace(*args, **kwargs)
         trace.compute_log_prob()
+    exact_log_probs(trace)
     trace.pack_tensors()
     return trace, first_dim
 

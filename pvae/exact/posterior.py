@@ -20,8 +20,8 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer import config_enumerate, infer_discrete
 
-from pvae import _checks
-from pvae.exact import parallel, sequential
+from pvae import _checks, _display
+from pvae.exact import factored, parallel, queries, sequential
 from pvae.exact.bayes import BayesTable
 from pvae.exact.sites import (
     default_dtype,
@@ -43,9 +43,10 @@ class ExactPosterior:
     log_evidence : float
         :math:`\log p(x)` in nats (float64).
     method : str
-        The engine that ran: ``"parallel"`` or ``"sequential"``.
+        The engine that ran: ``"parallel"``, ``"factor"`` or ``"sequential"``.
     reason : str
-        Why ``method="auto"`` fell back to the sequential engine ("" otherwise).
+        Why ``method="auto"`` chose the factor engine or fell back to the sequential
+        engine ("" when it ran the parallel engine, or for an explicit ``method``).
     unscaled_log_evidence : float
         :math:`\log p(x)` of the model with every ``poutine.scale`` removed: the model's
         own density of the data passed, which guides are compared against (equal to
@@ -74,6 +75,7 @@ class ExactPosterior:
     _table: BayesTable | None = None
     _rows: sequential.Table | None = None
     _elimination: parallel.Elimination | None = None
+    _factored: factored.FactorResult | None = None
     _model: Callable | None = None
     _args: tuple = ()
     _kwargs: dict = field(default_factory=dict)
@@ -101,27 +103,37 @@ class ExactPosterior:
         """
         return self._supports[self._check_site(site)]
 
-    def marginal(self, site: str) -> torch.Tensor:
+    def marginal(self, site: str, given: dict | None = None) -> torch.Tensor:
         r"""Posterior marginal :math:`p(z_{\text{site}} \mid x)` over :meth:`support`.
 
         A float64 tensor of shape ``[K]``, or ``[*batch_shape, K]`` for a site inside
         plates (one distribution per data point, e.g. ``[N, K]`` mixture assignments).
+        With ``given={other: value, ...}`` it is the conditional
+        :math:`p(z_{\text{site}} \mid z_B = b, x)` (see :mod:`pvae.exact.queries`).
 
         Examples
         --------
         >>> from pvae import enumerate_posterior, toy
         >>> enumerate_posterior(toy.medical_test).marginal("disease")
         tensor([0.9224, 0.0776], dtype=torch.float64)
+        >>> enumerate_posterior(toy.sprinkler).marginal("sprinkler", given={"rain": 1})
+        tensor([0.8055, 0.1945], dtype=torch.float64)
         """
-        return self._marginals[self._check_site(site)]
+        self._check_site(site)
+        if given:
+            return queries.conditional_marginal(self, site, given)
+        return self._marginals[site]
 
-    def prob(self, **assignment: Any) -> float:
+    def prob(self, given: dict | None = None, **assignment: Any) -> float:
         r"""Posterior probability of a (partial) assignment of latent sites.
 
         A value for a site inside plates is broadcast to the site's shape:
         ``prob(z=1)`` is :math:`p(z_n = 1 \text{ for every } n \mid x)`; pass a tensor of the
         site's shape for one value per element. A value outside the site's support has
-        probability 0. Both engines give the same number.
+        probability 0. Every engine gives the same number. With ``given={site: value}``
+        it is the conditional probability
+        :math:`p(z_A = a \mid z_B = b, x) = p(z_A = a, z_B = b \mid x) / p(z_B = b \mid x)`,
+        and a ``ValueError`` if the condition has probability 0.
 
         Examples
         --------
@@ -129,22 +141,17 @@ class ExactPosterior:
         >>> post = enumerate_posterior(toy.burglary_alarm)
         >>> round(post.prob(burglary=1), 3), round(post.prob(burglary=1, earthquake=1), 6)
         (0.284, 0.000574)
+        >>> round(post.prob(burglary=1, given={"earthquake": 1}), 4)  # explained away
+        0.0033
         """
+        if given:
+            return queries.conditional_prob(self, assignment, given)
         if not assignment:
             return 1.0
-        values = {}
-        for name, value in assignment.items():
-            self._check_site(name)
-            try:
-                values[name] = torch.as_tensor(value, dtype=self._supports[name].dtype)
-            except (TypeError, ValueError, RuntimeError):
-                raise ValueError(
-                    f"the value for site {name!r} must be a number or a tensor of the site's "
-                    f"values, got {value!r}."
-                ) from None
+        values = queries.values_of(self, assignment)
         if self._rows is not None:
             return sequential.prob_of(self._rows, self._table.posterior, values)
-        return math.exp(parallel.log_prob_of(self._elimination, values))
+        return math.exp(queries.log_prob(self, values))
 
     def map(self) -> dict[str, torch.Tensor]:
         """The most probable joint assignment (maximum a posteriori), ``{site: value}``.
@@ -158,6 +165,8 @@ class ExactPosterior:
         if self._table is not None:
             row = int(self._table.posterior.argmax())
             return dict(self._rows.values[row])
+        if self._factored is not None:
+            return {s: v[0] for s, v in factored.decode(self._factored, 1, True).items()}
         try:
             return self._map_parallel()
         except _DECODING_ERRORS:  # infer_discrete cannot decode it: use the joint table
@@ -198,6 +207,8 @@ class ExactPosterior:
         num_samples = _checks.positive_int("num_samples", num_samples, example=1000)
         if self._table is not None:
             return _draw_rows(self._rows, self._table.posterior, self.sites, num_samples)
+        if self._factored is not None:
+            return factored.decode(self._factored, num_samples, False)
         try:
             return self._sample_vectorized(num_samples)
         except _DECODING_ERRORS:  # infer_discrete cannot sample it: use the joint table
@@ -283,17 +294,36 @@ class ExactPosterior:
         lines = [f"ExactPosterior(method={self.method!r}, log_evidence={self.log_evidence:.6g})"]
         if self.reason:
             lines.append(f"  ({self.reason})")
-        for name in self.sites:
+        for name in self.sites[: _display.MAX_ROWS]:
             marg = self._marginals[name]
             if marg.dim() == 1:
                 vals = [label(v) for v in self._supports[name]]
-                cells = ", ".join(f"{v}: {float(p):.4g}" for v, p in zip(vals, marg, strict=True))
-                lines.append(f"  p({name} | x) = {{{cells}}}")
+                pairs = list(zip(vals, marg.tolist(), strict=True))
+                cells = [f"{v}: {p:.4g}" for v, p in pairs[: _display.MAX_ROWS]]
+                more = len(pairs) - len(cells)
+                cells += [f"... {more} more values"] if more else []
+                lines.append(f"  p({name} | x) = {{{', '.join(cells)}}}")
             else:
                 lines.append(f"  p({name} | x): per data point, shape {tuple(marg.shape)}")
+        if len(self.sites) > _display.MAX_ROWS:
+            lines.append(f"  ... {len(self.sites) - _display.MAX_ROWS} more sites")
         return "\n".join(lines)
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for name in self.sites:
+            marg = self._marginals[name]
+            if marg.dim() == 1:
+                values = [label(v) for v in self._supports[name]]
+                rows += [(name, v, p) for v, p in zip(values, marg.tolist(), strict=True)]
+            else:
+                rows.append((name, f"per data point, shape {tuple(marg.shape)}", None))
+        table = _display.html_table(["site", "value", "p(z | x)"], rows, bars=(2,))
+        fields = {"method": self.method, "log_evidence": self.log_evidence}
+        notes = [self.reason, "log p(x) in nats"]
+        return _display.html_record("ExactPosterior", fields, tables=[table], notes=notes)
 
 
 #: What :func:`pyro.infer.infer_discrete` raises on a model it cannot decode (event-shaped

@@ -19,9 +19,15 @@ from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import site_is_subsample
 
-from pvae.exact.sites import common_scale, default_dtype, is_deterministic, no_finite_support
+from pvae.exact.sites import (
+    common_scale,
+    default_dtype,
+    exact_log_probs,
+    is_deterministic,
+    no_finite_support,
+)
 
-__all__ = ["Table", "log_joint_at", "replay_all"]
+__all__ = ["Table", "equal", "log_joint_at", "log_joint_of", "replay_all"]
 
 
 class Table(NamedTuple):
@@ -96,6 +102,7 @@ class _SetLatents(pyro.poutine.messenger.Messenger):
 def _terms(trace, latents) -> tuple[float, float, dict]:
     """(latent own factors, masked observed terms, scale per site) of one run, unscaled."""
     trace.compute_log_prob()
+    exact_log_probs(trace)
     log_prior = log_lik = 0.0
     scales = {}
     for name, site in trace.nodes.items():
@@ -109,13 +116,19 @@ def _terms(trace, latents) -> tuple[float, float, dict]:
     return log_prior, log_lik, scales
 
 
+def log_joint_of(trace, latents) -> float:
+    """Unscaled log joint of a trace that has been run (the convention of :mod:`.sites`)."""
+    log_prior, log_lik, _ = _terms(trace, set(latents))
+    return log_prior + log_lik
+
+
 def log_joint_at(model, args, kwargs, assignment: dict, dtype) -> float:
     """Unscaled log joint of one plain run with the latents set to ``assignment``.
 
     NaN when the run meets a latent site not in ``assignment`` (control flow).
     """
     setter = _SetLatents(assignment)
-    with default_dtype(dtype), torch.no_grad():
+    with default_dtype(dtype), torch.no_grad(), pyro.validation_enabled(False):
         trace = poutine.trace(setter(model)).get_trace(*args, **kwargs)
     if setter.other:
         return math.nan
@@ -125,7 +138,7 @@ def log_joint_at(model, args, kwargs, assignment: dict, dtype) -> float:
 
 def too_many(count: int, max_states: int, at_least: bool = False, why: str = "") -> ValueError:
     """The refusal when the joint state space is too big to replay."""
-    because = f" The parallel engine could not run it: {why}." if why else ""
+    because = f" Why not a vectorized engine: {why}." if why else ""
     return ValueError(
         f"The sequential engine would replay the model for {'at least ' if at_least else ''}"
         f"{count} joint assignments of its latent sites, more than `max_states`={max_states}."
@@ -196,12 +209,13 @@ def prob_of(table: Table, posterior: torch.Tensor, assignment: dict[str, Any]) -
     """Posterior probability that every site in ``assignment`` takes its value (broadcast)."""
     total = 0.0
     for values, p in zip(table.values, posterior, strict=True):
-        if all(name in values and _equal(values[name], v) for name, v in assignment.items()):
+        if all(name in values and equal(values[name], v) for name, v in assignment.items()):
             total += float(p)
     return total
 
 
-def _equal(value: torch.Tensor, target: Any) -> bool:
+def equal(value: torch.Tensor, target: Any) -> bool:
+    """Whether every element of ``value`` equals ``target`` (broadcast to its shape)."""
     target = torch.as_tensor(target, dtype=value.dtype)
     try:
         target = target.expand(value.shape)

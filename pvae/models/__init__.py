@@ -37,6 +37,8 @@ _EXPORTS = {
     "VAE": "pvae.models.vae",
     "ConditionalVAE": "pvae.models.cvae",
     "Autoencoder": "pvae.models.autoencoder",
+    "SemiSupervisedVAE": "pvae.models.semisupervised",
+    "MixtureVAE": "pvae.models.mixture",
     "ELBOTerms": "pvae.models.terms",
     "KLWeightMessenger": "pvae.models.terms",
     "LIKELIHOODS": "pvae.models.likelihoods",
@@ -79,7 +81,9 @@ if TYPE_CHECKING:  # explicit imports for type checkers and IDEs
         Likelihood,
         make_likelihood,
     )
+    from pvae.models.mixture import MixtureVAE  # noqa: F401
     from pvae.models.protocol import HasELBOTerms, PvaeModel, model_and_guide  # noqa: F401
     from pvae.models.registry import ModelRegistry  # noqa: F401
+    from pvae.models.semisupervised import SemiSupervisedVAE  # noqa: F401
     from pvae.models.terms import ELBOTerms, KLWeightMessenger  # noqa: F401
     from pvae.models.vae import VAE  # noqa: F401

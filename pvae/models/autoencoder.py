@@ -29,7 +29,7 @@ from typing import Any
 import pyro
 import torch
 
-from pvae._checks import boolean, one_of, optional, positive_int
+from pvae._checks import boolean, mlp_size, one_of, optional, positive_int
 from pvae._checks import seed as check_seed
 from pvae.models.base import ModelBase, check_codes, event_shape, positive_ints
 from pvae.models.likelihoods import Likelihood, in_range
@@ -124,6 +124,10 @@ class Autoencoder(ModelBase):
         self.validate = boolean("validate", validate)
         seed = check_seed("seed", seed)
         features = self.num_features = int(torch.Size(self.x_shape).numel())
+        mlp_size(
+            "`x_dim`, `code_dim` and `hidden`",
+            [(features, *hidden, self.code_dim), (self.code_dim, *hidden[::-1], features)],
+        )
 
         def networks() -> tuple[MLP, MLP]:
             encoder = MLP(features, self.code_dim, hidden, activation, activation)

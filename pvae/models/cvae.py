@@ -27,6 +27,7 @@ from torch.distributions import Distribution
 from torch.nn import functional as F
 
 from pvae._checks import positive_int
+from pvae.data.batches import as_tensor
 from pvae.models.terms import ELBOTerms
 from pvae.models.vae import VAE
 
@@ -94,7 +95,12 @@ class ConditionalVAE(VAE):
     def _labels(self, y: Any, n: int, like: torch.Tensor) -> torch.Tensor:
         """One-hot rows ``[n, num_classes]`` in ``like``'s dtype and device."""
         k = self.num_classes
-        y = torch.as_tensor(y, device=like.device)
+        if y is None:
+            raise ValueError(
+                f"`y` must be the labels: {n} class indices in [0, {k}) or one-hot rows, got "
+                "None. A ConditionalVAE is called as `model(x, y)`."
+            )
+        y = as_tensor(y, name="y").to(like.device)  # numeric, real, NaN-free
         if y.dim() == 0:
             y = y.expand(n)
         if y.dim() == 1 and y.shape[0] == n:

@@ -8,7 +8,8 @@ likelihood on grey-level intensities, Pyro issue 529: the loss is finite but mea
 
 * ``"bernoulli"``: the decoder gives logits; ``x`` in {0, 1}.
 * ``"continuous_bernoulli"``: logits; ``x`` in [0, 1] (Loaiza-Ganem & Cunningham 2019).
-* ``"gaussian"``: the mean, with a fixed or learned standard deviation; finite real ``x``.
+* ``"gaussian"``: the mean, with a fixed or learned standard deviation; real ``x`` with
+  :math:`|x| \le 10^{12}` (beyond it the squared error overflows float32).
 * a callable ``fn(params) -> Distribution``: ``fn`` decides (its own validation applies).
 
 References
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 import pyro.distributions as dist
 import torch
 from torch import nn
-from torch.distributions import Distribution
+from torch.distributions import Distribution, Independent
 
 from pvae._checks import positive_float
 
@@ -37,6 +38,7 @@ __all__ = [
     "ContinuousBernoulliLikelihood",
     "GaussianLikelihood",
     "Likelihood",
+    "check_scale",
     "in_range",
     "make_likelihood",
 ]
@@ -198,13 +200,8 @@ class GaussianLikelihood(Likelihood):
         self.fixed_scale: float | None = None
         if isinstance(scale, str) and scale == "learned":
             self.log_scale = nn.Parameter(torch.zeros(self.x_shape))
-        elif isinstance(scale, numbers.Real) and not isinstance(scale, bool) and scale > 0:
-            self.fixed_scale = positive_float("scale", scale)
         else:
-            raise ValueError(
-                f'`scale` must be a positive number or "learned", got {scale!r} '
-                f'({type(scale).__name__}). Pass e.g. `scale=1.0`, or `scale="learned"`.'
-            )
+            self.fixed_scale = check_scale(scale)
 
     def forward(self, params: torch.Tensor) -> Distribution:
         if self.fixed_scale is None:
@@ -214,8 +211,46 @@ class GaussianLikelihood(Likelihood):
         return dist.Normal(params, scale).to_event(len(self.x_shape))
 
     def check(self, x: torch.Tensor) -> None:
-        if x.numel() and not in_range(x, -math.inf, math.inf):
-            self._fail(x, torch.isfinite(x), "the finite reals", "Remove or impute those values.")
+        if x.numel() and not in_range(x, -MAX_GAUSSIAN_DATA, MAX_GAUSSIAN_DATA):
+            self._fail(
+                x,
+                x.abs() <= MAX_GAUSSIAN_DATA,
+                f"[-{MAX_GAUSSIAN_DATA:g}, {MAX_GAUSSIAN_DATA:g}]",
+                "Remove or impute non-finite values, and standardize the data: beyond 1e12 "
+                "the squared error overflows float32 and log p(x|z) would be -inf.",
+            )
+
+
+#: The largest magnitude of data under the Gaussian likelihood: ``(x / scale) ** 2`` must
+#: stay finite in float32 for every ``scale`` in :data:`SCALE_RANGE`.
+MAX_GAUSSIAN_DATA = 1e12
+
+#: The range of a fixed Gaussian ``scale``: its square and its inverse square stay normal
+#: float32 numbers for data of order 1, so ``log_prob`` is finite.
+SCALE_RANGE = (1e-6, 1e6)
+
+
+def check_scale(scale: object) -> float | str:
+    """``scale`` if it is ``"learned"`` or a number in :data:`SCALE_RANGE`, else a
+    ``ValueError`` naming it.
+
+    Examples
+    --------
+    >>> check_scale(0.5), check_scale("learned")
+    (0.5, 'learned')
+    """
+    if isinstance(scale, str) and scale == "learned":
+        return scale
+    low, high = SCALE_RANGE
+    if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool)) or not (
+        low <= scale <= high
+    ):
+        raise ValueError(
+            f'`scale` must be "learned" or a number from {low:g} to {high:g} (the standard '
+            f"deviation of the Gaussian likelihood, in float32), got {scale!r} "
+            f'({type(scale).__name__}). Pass e.g. `scale=1.0`, or `scale="learned"`.'
+        )
+    return positive_float("scale", scale)
 
 
 class CallableLikelihood(Likelihood):
@@ -249,7 +284,9 @@ class CallableLikelihood(Likelihood):
             )
         event_dims = len(self.x_shape)
         if len(d.event_shape) < event_dims:
-            d = d.to_event(min(event_dims - len(d.event_shape), len(d.batch_shape)))
+            dims = min(event_dims - len(d.event_shape), len(d.batch_shape))
+            # a plain torch.distributions object has no `.to_event`: Independent is the same
+            d = d.to_event(dims) if hasattr(d, "to_event") else Independent(d, dims)
         batch_shape = params.shape[: params.dim() - event_dims]
         if d.batch_shape != batch_shape or tuple(d.event_shape) != self.x_shape:
             raise ValueError(

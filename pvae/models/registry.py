@@ -13,7 +13,7 @@ Built-in entries are import paths until first use, so reading the names (``sorte
 Examples
 --------
 >>> sorted(MODELS)
-['Autoencoder', 'ConditionalVAE', 'VAE']
+['Autoencoder', 'ConditionalVAE', 'MixtureVAE', 'SemiSupervisedVAE', 'VAE']
 >>> MODELS.aliases
 {'vae': 'VAE', 'cvae': 'ConditionalVAE', 'ae': 'Autoencoder'}
 >>> MODELS.resolve("cvae").__name__
@@ -146,3 +146,5 @@ MODELS = ModelRegistry()
 MODELS.register("pvae.models.vae:VAE", alias="vae")
 MODELS.register("pvae.models.cvae:ConditionalVAE", alias="cvae")
 MODELS.register("pvae.models.autoencoder:Autoencoder", alias="ae")
+MODELS.register("pvae.models.semisupervised:SemiSupervisedVAE")
+MODELS.register("pvae.models.mixture:MixtureVAE")

@@ -21,6 +21,7 @@ References
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,11 +31,11 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
-from pvae._checks import boolean, nonnegative_float, one_of, positive_int
+from pvae._checks import boolean, mlp_size, nonnegative_float, one_of, positive_int
 from pvae._checks import seed as check_seed
 from pvae.models.base import ModelBase, event_shape, positive_ints
 from pvae.models.latent import LatentPaths
-from pvae.models.likelihoods import make_likelihood
+from pvae.models.likelihoods import check_scale, make_likelihood
 from pvae.models.networks import (
     ACTIVATIONS,
     ConvDecoder,
@@ -44,7 +45,10 @@ from pvae.models.networks import (
 )
 from pvae.models.terms import ELBOTerms, KLWeightMessenger
 
-__all__ = ["ELBOTerms", "VAE"]
+__all__ = ["ELBOTerms", "MAX_BETA", "VAE"]
+
+#: The largest KL weight ``beta``: ``beta * KL`` must stay far inside float32.
+MAX_BETA = 1e6
 
 
 class VAE(LatentPaths, ModelBase):
@@ -75,7 +79,8 @@ class VAE(LatentPaths, ModelBase):
         ``"gaussian"``, or ``fn(decoder_output) -> Distribution``
         (see :mod:`pvae.models.likelihoods`).
     scale : float or "learned"
-        Standard deviation of the Gaussian likelihood.
+        Standard deviation of the Gaussian likelihood, from ``1e-6`` to ``1e6``
+        (:data:`~pvae.models.likelihoods.SCALE_RANGE`; checked for every likelihood).
     activation : str
         Hidden activation (:data:`pvae.models.networks.ACTIVATIONS`).
     net : {"mlp", "conv"}
@@ -84,8 +89,9 @@ class VAE(LatentPaths, ModelBase):
     channels : sequence of int
         Conv channels (``net="conv"``).
     beta : float
-        KL weight in the training objective (>= 0); settable at any time
-        (``vae.beta = 0.5``), as KL annealing does. Reported numbers are always the model's.
+        KL weight in the training objective, from 0 to :data:`MAX_BETA`; settable at any
+        time (``vae.beta = 0.5``), as KL annealing does. Reported numbers are always the
+        model's.
     encoder, decoder : nn.Module, optional
         Replace the built-in nets: ``encoder(x) -> (loc, scale)`` with shapes
         ``[N, z_dim]`` and ``decoder(z) -> params`` with shape ``[N, *x_shape]``.
@@ -114,7 +120,8 @@ class VAE(LatentPaths, ModelBase):
     Raises
     ------
     ValueError
-        For a bad ``x_dim``, ``z_dim``, ``hidden``, ``beta`` or ``seed``, an unknown
+        For a bad ``x_dim``, ``z_dim``, ``hidden``, ``scale``, ``beta`` or ``seed``, sizes
+        that ask for more than :data:`~pvae._checks.MAX_PARAMETERS` parameters, an unknown
         likelihood, activation or net, and at call time for data of the wrong shape, dtype
         or device, NaN, or data outside the likelihood's support.
 
@@ -176,6 +183,14 @@ class VAE(LatentPaths, ModelBase):
                 "parts again to rebuild it."
             )
         self.beta = beta
+        check_scale(scale)  # also when the likelihood ignores it: `scale=inf` is a mistake
+        features, cond = math.prod(self.x_shape), self._cond_dim()
+        if encoder is None or decoder is None:
+            mlp_size(
+                "`x_dim`, `z_dim` and `hidden`",
+                [(features + cond, *hidden, 2 * self.z_dim), (self.z_dim + cond, *hidden[::-1],
+                                                              features)],
+            )  # fmt: skip
 
         def networks() -> tuple[nn.Module, nn.Module, nn.Module]:
             cond, z, shape = self._cond_dim(), self.z_dim, self.x_shape
@@ -223,7 +238,13 @@ class VAE(LatentPaths, ModelBase):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        self._beta = nonnegative_float("beta", value, example=1.0)
+        beta = nonnegative_float("beta", value, example=1.0)
+        if beta > MAX_BETA:
+            raise ValueError(
+                f"`beta` must be at most {MAX_BETA:g} (beyond it the weighted KL overflows the "
+                f"float32 objective), got {value!r}. beta-VAEs use beta of order 1 to 100."
+            )
+        self._beta = beta
 
     # -- the probabilistic program ---------------------------------------------------------------
     def _encode(

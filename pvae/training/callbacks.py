@@ -11,13 +11,13 @@ r"""The small pieces of the :func:`pvae.fit` loop: progress, the monitored numbe
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import torch
 
 from pvae._checks import nonnegative_float, positive_float
+from pvae._progress import ProgressBar
 
 __all__ = ["Monitor", "Progress", "is_main_process", "run_callbacks", "scheduled"]
 
@@ -35,16 +35,20 @@ def is_main_process() -> bool:
 
 
 class Progress:
-    """A tqdm bar over epochs, or nothing: on when asked, or when stderr is a terminal.
+    """Progress over epochs (:class:`pvae._progress.ProgressBar`): the ELBO and validation ELBO.
+
+    A notebook widget in Jupyter, a tqdm bar on a terminal, and in a log or pipe one plain line
+    every few seconds with the epoch, the ELBO and the time left; on rank 0 only.
 
     Parameters
     ----------
     enabled : bool or None
-        ``None``: on only when ``file`` (default stderr) is a terminal; never off rank 0.
+        ``False``: silent. ``True`` or ``None`` (the default): shown, in the look that suits
+        ``file``.
     total, initial : int
         Epochs in all, and done before (a resumed run).
     file : text stream, optional
-        Where the bar goes (default ``sys.stderr``).
+        Where it goes (default ``sys.stderr``).
 
     Examples
     --------
@@ -53,40 +57,32 @@ class Progress:
     >>> bar = Progress(True, total=2, file=out)
     >>> bar.update({"train_elbo": -3.25, "val_elbo": -3.5})
     >>> bar.close()
-    >>> "fit:  50%" in out.getvalue() and "elbo=-3.25, val=-3.5" in out.getvalue()
+    >>> out.getvalue().startswith("fit: epoch 1/2 elbo=-3.25 val=-3.5 | ")
     True
     """
 
     def __init__(
         self, enabled: bool | None, total: int, initial: int = 0, *, file: TextIO | None = None
     ) -> None:
-        stream = sys.stderr if file is None else file
-        show = stream.isatty() if enabled is None else enabled
-        self.bar = None
-        if show and is_main_process():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, desc="fit", unit="epoch", file=stream)
+        self.bar = ProgressBar(
+            enabled, total, desc="fit", unit="epoch", initial=initial, file=file
+        )
 
     def update(self, row: dict[str, float]) -> None:
         """One epoch done; show its training and validation numbers."""
-        if self.bar is None:
-            return
         post = {}
         for key in ("elbo", "loss", "objective"):
             if f"train_{key}" in row:
-                post[key] = f"{row[f'train_{key}']:.4g}"
+                post[key] = float(row[f"train_{key}"])
                 break
         for key in ("val_elbo", "val_loss", "val_objective"):
             if key in row:
-                post["val"] = f"{row[key]:.4g}"
+                post["val"] = float(row[key])
                 break
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.update()
+        self.bar.update(**post)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 class Monitor:

@@ -26,21 +26,34 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pyro
-import pyro.distributions.constraints as constraints
 import torch
 from pyro.params.param_store import ParamStoreDict
-from safetensors import SafetensorError
-from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-from pvae.models.protocol import HasConfig
-from pvae.training.codec import decode, decode_constraint, encode, encode_constraint
+from pvae.training.codec import decode, encode
+from pvae.training.safefile import (
+    FileFormatError,
+    build_tensor,
+    content_digest,
+    read_file,
+    tensor_record,
+)
+from pvae.training.schema import SchemaError, check_state
+from pvae.training.states import (
+    load_model_state,
+    model_state,
+    param_store_state,
+    restore_param_store,
+)
+from pvae.training.tempfiles import remove_stale, temp_prefix
 
 __all__ = [
+    "UnverifiedCheckpointWarning",
     "load",
     "load_model_state",
     "model_state",
@@ -52,56 +65,15 @@ __all__ = [
 ]
 
 _FORMAT = "pvae-checkpoint"
-_VERSION = 1
+_VERSION = 2  # 2: a content hash (pvae_sha256); 1: pvae <= 0.2, no hash
 
 
-# ----------------------------------------------------------------------------- states
-def param_store_state(exclude: Any = ()) -> dict[str, Any]:
-    """Unconstrained values and constraints of the param store, skipping ``exclude``.
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint written by pvae 0.2 or older, without a content hash, was loaded.
 
-    Examples
-    --------
-    >>> _ = pyro.param("scale", torch.tensor(2.0), constraint=constraints.positive)
-    >>> state = param_store_state()
-    >>> state["constraints"], round(state["values"]["scale"].item(), 4)   # log(2)
-    ({'scale': 'positive'}, 0.6931)
+    Such a file cannot be checked for damage; re-save it (``pvae.save(pvae.load(path),
+    path)``, or let a resumed ``fit`` write a new one) to add the hash.
     """
-    store = pyro.get_param_store()
-    skip = {id(p) for p in exclude}
-    cons = store.get_state()["constraints"]
-    values, specs = {}, {}
-    for name, unconstrained in store.named_parameters():
-        if id(unconstrained) in skip:
-            continue
-        values[name] = unconstrained
-        specs[name] = encode_constraint(name, cons.get(name, constraints.real))
-    return {"values": values, "constraints": specs}
-
-
-def restore_param_store(state: dict[str, Any], device: Any = None) -> None:
-    """Put stored parameters into Pyro's param store (in place where the name exists).
-
-    Examples
-    --------
-    >>> _ = pyro.param("loc", torch.tensor(1.5))
-    >>> state = param_store_state()
-    >>> pyro.clear_param_store()
-    >>> restore_param_store(state)
-    >>> pyro.param("loc")
-    tensor(1.5000, requires_grad=True)
-    """
-    store = pyro.get_param_store()
-    existing = dict(store.named_parameters())
-    new_values, new_cons = {}, {}
-    for name, value in state["values"].items():
-        if name in existing and existing[name].shape == value.shape:
-            with torch.no_grad():
-                existing[name].copy_(value)
-        else:
-            new_values[name] = value.to(device).requires_grad_(True)
-            new_cons[name] = decode_constraint(state["constraints"][name])
-    if new_values:
-        store.set_state({"params": new_values, "constraints": new_cons})
 
 
 # ----------------------------------------------------------------------------- files
@@ -140,12 +112,22 @@ def write_state(path: str | os.PathLike, state: dict[str, Any], *, kind: str) ->
     ('demo', {'w': tensor([1., 1.]), 'epoch': 3})
     """
     path = as_path(path)
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"`kind` must be a non-empty string, got {kind!r}.")
+    if not path.name or (path.exists() and not path.is_file()):
+        raise ValueError(
+            f"`path` {str(path)!r} is not a file name (a folder, a device or a pipe); pvae "
+            "writes checkpoints to regular files only, e.g. `path='model.safetensors'`."
+        )
     tensors: dict[str, torch.Tensor] = {}
     tree = encode(state, tensors)
     header = {"format": _FORMAT, "version": _VERSION, "kind": kind, "state": tree}
-    blob = _st_save(tensors, metadata={"pvae": json.dumps(header)})
+    meta = json.dumps(header, allow_nan=False)
+    digest = content_digest(meta, {k: tensor_record(t) for k, t in tensors.items()})
+    blob = _st_save(tensors, metadata={"pvae": meta, "pvae_sha256": digest})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path)  # temporary files of earlier writes that were killed mid-way
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the file open()'s usual mode
             os.fchmod(fd, 0o666 & ~_umask())
@@ -173,11 +155,11 @@ def _umask() -> int:
     return mask
 
 
-def _refuse(path: Path, head: bytes) -> None:
+def _refuse(path: Path, head: bytes, why: str = "") -> None:
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
         what = "a pickle (torch.save or Pyro ParamStore.save) file"
     else:
-        what = "not a pvae checkpoint"
+        what = f"not a pvae checkpoint ({why})" if why else "not a pvae checkpoint"
     raise ValueError(
         f"`path` {str(path)!r} is {what}. pvae reads only safetensors checkpoints written by "
         "pvae.save or pvae.fit and never unpickles: a pickle can run arbitrary code when "
@@ -186,15 +168,36 @@ def _refuse(path: Path, head: bytes) -> None:
     )
 
 
-def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+def read_state(
+    path: str | os.PathLike, *, allow_nonfinite: bool = False
+) -> tuple[str, dict[str, Any]]:
     """Read a file written by :func:`write_state`; return ``(kind, state)``.
+
+    Every check runs before anything is built: a regular file whose size the header
+    predicts (:func:`~pvae.training.safefile.read_file`), the content hash, the header's
+    schema and, for ``"model"``, ``"param_store"`` and ``"fit"`` files, every field's type,
+    range and tensor dtype, and finite weights (:func:`~pvae.training.schema.check_state`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    allow_nonfinite : bool
+        Accept NaN or infinite weights (to inspect a diverged run); refused by default.
 
     Raises
     ------
     ValueError
-        If the file is a pickle or anything other than a pvae safetensors checkpoint.
+        If the file is a pickle, is not a regular file, is damaged (its content hash does
+        not match), or anything else than a valid pvae checkpoint; the message names the
+        file and the field.
     FileNotFoundError
         If there is no such file.
+
+    Warns
+    -----
+    UnverifiedCheckpointWarning
+        For a file written by pvae 0.2 or older (no content hash to check).
 
     Examples
     --------
@@ -207,31 +210,67 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     ValueError: `path` '...bad.pt' is a pickle (torch.save or Pyro ParamStore.save) file. ...
     """
     path = as_path(path)
-    data = path.read_bytes()
+    if not isinstance(allow_nonfinite, bool):
+        raise ValueError(f"`allow_nonfinite` must be True or False, got {allow_nonfinite!r}.")
     try:
-        header = json.loads(_header_metadata(data)["pvae"])
-        tensors = _st_load(data)
-        if header.get("format") != _FORMAT:
-            raise KeyError("format")
-        version, kind = int(header["version"]), str(header["kind"])
-        if version <= _VERSION:
-            state = decode(header["state"], tensors)
-    except (SafetensorError, KeyError, TypeError, ValueError, OverflowError, RuntimeError):
-        _refuse(path, data[:8])
+        raw = read_file(path)
+    except FileFormatError as err:
+        _refuse(path, _head(path), str(err))
+    text = raw.metadata.get("pvae")
+    try:
+        header = json.loads(text) if text is not None else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != _FORMAT:
+        _refuse(path, _head(path))
+    version, kind = header.get("version"), header.get("kind")
+    _verify(path, raw, text, version)
+    if type(version) is not int or version < 1:
+        raise ValueError(f"`path` {str(path)!r}: field `version` is malformed ({version!r}).")
     if version > _VERSION:
         raise ValueError(
             f"`path` {str(path)!r} was written by a newer pvae (format {version}); "
             "upgrade pvae to read it."
         )
+    if not isinstance(kind, str) or "state" not in header:
+        raise ValueError(f"`path` {str(path)!r}: field `kind` or `state` is malformed.")
+    tensors = {name: build_tensor(record) for name, record in raw.tensors.items()}
+    try:
+        state = decode(header["state"], tensors)
+        check_state(kind, state, allow_nonfinite=allow_nonfinite)
+    except (SchemaError, ValueError) as err:
+        raise ValueError(f"`path` {str(path)!r}: {err}") from None
     return kind, state
 
 
-def _header_metadata(data: bytes) -> dict[str, str]:
-    """Parse a safetensors header (8-byte length + JSON) without touching tensor data."""
-    n = int.from_bytes(data[:8], "little")
-    if not 0 < n <= len(data) - 8:
-        raise ValueError("bad header length")
-    return json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:  # a regular file: read_file checked it
+        return f.read(8)
+
+
+def _verify(path: Path, raw: Any, text: str, version: Any) -> None:
+    """Check the content hash, or warn that a version-1 file (pvae <= 0.2) has none."""
+    stored = raw.metadata.get("pvae_sha256")
+    if stored is None and version != 1:
+        raise ValueError(
+            f"`path` {str(path)!r} is damaged: it has no content hash (pvae_sha256), which "
+            f"every file of format {_VERSION} carries."
+        )
+    if stored is None:
+        warnings.warn(
+            f"{str(path)!r} was written by pvae 0.2 or older and has no content hash, so "
+            "damage cannot be detected; re-save it (pvae.save(pvae.load(path), path)) to "
+            "add one.",
+            UnverifiedCheckpointWarning,
+            stacklevel=3,
+        )
+        return
+    if stored != content_digest(text, raw.tensors):
+        raise ValueError(
+            f"`path` {str(path)!r} is damaged: its content hash (pvae_sha256) does not "
+            "match its header and tensors (a flipped bit, or an edit). Use another "
+            "checkpoint, e.g. an earlier copy or best.safetensors."
+        )
 
 
 def save(obj: Any, path: str | os.PathLike) -> Path:
@@ -275,64 +314,12 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     )
 
 
-def model_state(model: torch.nn.Module) -> dict[str, Any]:
-    """The stored form of a module: class name, JSON config (if any) and state_dict.
-
-    Examples
-    --------
-    >>> state = model_state(torch.nn.Linear(2, 1))
-    >>> state["class"], state["custom"], sorted(state["state_dict"])
-    ('Linear', True, ['bias', 'weight'])
-    """
-    config = model.config if isinstance(model, HasConfig) else None
-    if config is not None:
-        config = dict(config)
-        json.dumps(config)  # fail early on non-JSON config
-    custom = config is None or bool(config.get("custom"))
-    return {
-        "class": type(model).__name__,
-        "config": config,
-        "custom": custom,
-        "state_dict": dict(model.state_dict()),
-    }
-
-
-def load_model_state(state: dict[str, Any], model: torch.nn.Module | None) -> torch.nn.Module:
-    """Rebuild (or fill ``model``) from :func:`model_state` output.
-
-    Examples
-    --------
-    >>> net = torch.nn.Linear(2, 1)
-    >>> twin = load_model_state(model_state(net), torch.nn.Linear(2, 1))
-    >>> bool(torch.equal(twin.weight, net.weight))
-    True
-    """
-    if model is None:
-        if state["custom"]:
-            raise ValueError(
-                f"the checkpoint holds a custom {state['class']} that pvae cannot rebuild "
-                "from its config. Build one with the same architecture and pass it: "
-                "load(path, model=template)."
-            )
-        from pvae.models import MODELS  # lazy: models import this module's callers
-
-        if state["class"] not in MODELS:
-            raise ValueError(
-                f"the checkpoint's model class {state['class']!r} is not one of pvae's "
-                f"models {sorted(MODELS)}. Pass a template: load(path, model=template)."
-            )
-        model = MODELS[state["class"]](**state["config"])
-    try:
-        model.load_state_dict(state["state_dict"])
-    except RuntimeError as err:
-        raise ValueError(
-            f"`model` does not match the checkpoint's {state['class']}: {err}. Build the "
-            "template with the same constructor arguments as the saved model."
-        ) from None
-    return model
-
-
-def load(path: str | os.PathLike, *, model: torch.nn.Module | None = None) -> Any:
+def load(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module | None = None,
+    allow_nonfinite: bool = False,
+) -> Any:
     """Load a file written by :func:`save` or by ``fit(checkpoint_dir=...)``.
 
     Parameters
@@ -342,6 +329,8 @@ def load(path: str | os.PathLike, *, model: torch.nn.Module | None = None) -> An
     model : torch.nn.Module, optional
         Template to load the weights into, required for custom modules; pvae models are
         rebuilt from their stored ``config`` when it is omitted.
+    allow_nonfinite : bool
+        Accept NaN or infinite weights (refused by default: a diverged run's state).
 
     Returns
     -------
@@ -353,7 +342,10 @@ def load(path: str | os.PathLike, *, model: torch.nn.Module | None = None) -> An
     Raises
     ------
     ValueError
-        If the file is a pickle or not a pvae checkpoint, or ``model`` does not match.
+        If the file is a pickle, not a regular file, damaged (content hash), not a valid
+        pvae checkpoint (a field of the wrong type or range, a tensor of the wrong dtype
+        or size, non-finite weights), or ``model`` does not match. Nothing is built or
+        changed before every check has passed.
 
     Examples
     --------
@@ -364,15 +356,16 @@ def load(path: str | os.PathLike, *, model: torch.nn.Module | None = None) -> An
     >>> load(path)["loc"]
     tensor(1.5000, requires_grad=True)
     """
-    kind, state = read_state(path)
+    kind, state = read_state(path, allow_nonfinite=allow_nonfinite)
+    source = f"`path` {str(as_path(path))!r}"
     if kind == "model":
-        return load_model_state(state, model)
+        return load_model_state(state, model, source=source)
     if kind == "param_store":
         restore_param_store(state)
         return pyro.get_param_store()
     if kind == "fit":
-        restore_param_store(state["param_store"])
         if state["model"] is not None:
-            return load_model_state(state["model"], model)
-        return pyro.get_param_store()
+            model = load_model_state(state["model"], model, source=source)
+        restore_param_store(state["param_store"])
+        return model if state["model"] is not None else pyro.get_param_store()
     raise ValueError(f"`path` holds a checkpoint of unknown kind {kind!r}.")

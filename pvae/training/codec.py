@@ -70,21 +70,64 @@ def encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     )
 
 
-def decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """The tree :func:`encode` stored, with its tensors taken from ``tensors``."""
+def decode(obj: Any, tensors: dict[str, torch.Tensor], where: str = "state") -> Any:
+    """The tree :func:`encode` stored, with its tensors taken from ``tensors``.
+
+    Every node is checked: a malformed tag, a reference to a missing tensor or a value
+    JSON cannot hold raises :class:`ValueError` naming the field (``where``, then the keys
+    and indices down to it), never ``KeyError`` or ``TypeError``.
+
+    Examples
+    --------
+    >>> decode({"w": {"__tensor__": "t9"}}, {})
+    Traceback (most recent call last):
+    ...
+    ValueError: field `state.w` refers to tensor 't9', which the file does not hold.
+    """
     if isinstance(obj, list):
-        return [decode(v, tensors) for v in obj]
-    if not isinstance(obj, dict):
+        return [decode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, str)):
         return obj
-    if "__tensor__" in obj:
-        return tensors[obj["__tensor__"]]
-    if "__float__" in obj:
-        return float(obj["__float__"])
-    if "__tuple__" in obj:
-        return tuple(decode(v, tensors) for v in obj["__tuple__"])
-    if "__items__" in obj:
-        return {decode(k, tensors): decode(v, tensors) for k, v in obj["__items__"]}
-    return {k: decode(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, int | float):
+        if isinstance(obj, float) and not math.isfinite(obj):
+            raise ValueError(f"field `{where}` holds a bare non-finite number {obj!r}.")
+        return obj
+    if not isinstance(obj, dict):
+        raise ValueError(f"field `{where}` holds a {type(obj).__name__}, which is not JSON.")
+    tags = [k for k in obj if isinstance(k, str) and k.startswith("__")]
+    if not tags:
+        return {k: decode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
+    if len(obj) != 1 or tags[0] not in _TAGS:
+        raise ValueError(f"field `{where}` is a malformed tagged value {sorted(obj)!r}.")
+    tag, value = tags[0], obj[tags[0]]
+    if tag == "__tensor__":
+        if not isinstance(value, str) or value not in tensors:
+            raise ValueError(
+                f"field `{where}` refers to tensor {value!r}, which the file does not hold."
+            )
+        return tensors[value]
+    if tag == "__float__":
+        if value not in ("nan", "inf", "-inf"):
+            raise ValueError(f"field `{where}` holds a malformed float {value!r}.")
+        return float(value)
+    if not isinstance(value, list):
+        raise ValueError(f"field `{where}.{tag}` must be a list, got {type(value).__name__}.")
+    if tag == "__tuple__":
+        return tuple(decode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value))
+    items = {}
+    for i, pair in enumerate(value):
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ValueError(f"field `{where}.__items__[{i}]` must be a [key, value] pair.")
+        key = decode(pair[0], tensors, f"{where}.__items__[{i}][0]")
+        if not isinstance(key, (str, int, float, bool, tuple)) or (
+            isinstance(key, tuple) and not all(isinstance(k, (str, int, float)) for k in key)
+        ):
+            raise ValueError(f"field `{where}.__items__[{i}]` has an unhashable key.")
+        items[key] = decode(pair[1], tensors, f"{where}[{key!r}]")
+    return items
+
+
+_TAGS = ("__tensor__", "__float__", "__tuple__", "__items__")
 
 
 def encode_constraint(name: str, constraint: Any) -> Any:
@@ -116,6 +159,14 @@ def decode_constraint(spec: Any) -> Any:
     if isinstance(spec, str) and spec in _NAMED_CONSTRAINTS:
         return _NAMED_CONSTRAINTS[spec]
     if isinstance(spec, dict) and spec.get("class") in _BOUNDED_CONSTRAINTS:  # whitelist only
-        cls = getattr(torch.distributions.constraints, spec["class"])
-        return cls(*(float(b) for b in spec["bounds"]))
+        bounds = spec.get("bounds")
+        size = len(_BOUNDED_CONSTRAINTS[spec["class"]])
+        if (
+            set(spec) == {"class", "bounds"}
+            and isinstance(bounds, list)
+            and len(bounds) == size
+            and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+        ):
+            cls = getattr(torch.distributions.constraints, spec["class"])
+            return cls(*(float(b) for b in bounds))
     raise ValueError(f"the checkpoint names an unknown constraint {spec!r}.")

@@ -16,7 +16,13 @@ Pyro's tracing. It is an ELBO like Pyro's own, so ``pyro.infer.SVI`` takes it to
     svi = pyro.infer.SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), AnalyticELBO())
 
 :func:`make_elbo` turns the names :func:`pvae.fit` accepts (``"trace"``, ``"meanfield"``,
-``"jit"``, ``"analytic"``) into estimators.
+``"jit"``, ``"analytic"``, ``"enum"``, ``"iwae"``) into estimators. ``"enum"`` is
+:class:`EnumELBO`, Pyro's :class:`~pyro.infer.TraceEnum_ELBO` with every discrete site marked
+``infer={"enumerate": "parallel"}`` (in the model or the guide) summed out exactly and
+``max_plate_nesting`` found from one run of the pair; ``"iwae"`` is the importance-weighted
+bound (:class:`~pvae.training.importance_bound.IWAE_ELBO`). :class:`AuxiliaryLossELBO` adds a
+model's own extra training term (the classification term of a semi-supervised VAE) to any
+of them.
 
 References
 ----------
@@ -33,16 +39,27 @@ from typing import Any
 import pyro
 import torch
 from pyro import poutine
-from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from pyro.poutine.runtime import am_i_wrapped
 
+from pvae import _traces
 from pvae._checks import one_of, positive_int
 from pvae.models.protocol import HasELBOTerms
+from pvae.training.importance_bound import IWAE_ELBO
+from pvae.training.rng import forked_rng
 
-__all__ = ["ELBO_NAMES", "AnalyticELBO", "kl_prior", "make_elbo", "uses_fixed_shapes"]
+__all__ = [
+    "ELBO_NAMES",
+    "AnalyticELBO",
+    "AuxiliaryLossELBO",
+    "EnumELBO",
+    "kl_prior",
+    "make_elbo",
+    "uses_fixed_shapes",
+]
 
 #: The estimator names :func:`make_elbo` (and :func:`pvae.fit`'s ``elbo=``) accept.
-ELBO_NAMES = ("trace", "meanfield", "jit", "analytic")
+ELBO_NAMES = ("trace", "meanfield", "jit", "analytic", "enum", "iwae")
 
 
 def kl_prior(terms: Any) -> torch.Tensor:
@@ -144,11 +161,99 @@ def _report_params(owner: torch.nn.Module, model: Callable, args: Any, kwargs: A
     store = pyro.get_param_store()
     names = [name for name, p in store.named_parameters() if id(p) in ids]
     if len(names) < len(ids):  # never run under Pyro: the model registers them (pyro.module)
-        with poutine.block(), torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with poutine.block(), torch.no_grad(), forked_rng():
             model(*args, **kwargs)
         names = [name for name, p in store.named_parameters() if id(p) in ids]
     for name in names:
         pyro.param(name)
+
+
+class EnumELBO(TraceEnum_ELBO):
+    r""":class:`~pyro.infer.TraceEnum_ELBO` with ``max_plate_nesting`` found, not asked for.
+
+    Discrete sites marked ``infer={"enumerate": "parallel"}`` -- in the guide (a classifier
+    :math:`q(y \mid x)`) or left to the model (a mixture's component) -- are summed out
+    exactly, as Pyro does. On the first call the pair runs once, without enumeration, and
+    ``max_plate_nesting`` is the number of batch dims its sites use (their plates and batch
+    shapes, :func:`pvae._traces.max_plate_nesting`); the enumeration dims go left of them.
+    Pass ``max_plate_nesting`` to fix it yourself.
+
+    Examples
+    --------
+    >>> import pyro.distributions as dist
+    >>> def model(x):
+    ...     with pyro.plate("data", len(x)):
+    ...         c = pyro.sample("c", dist.Bernoulli(0.3), infer={"enumerate": "parallel"})
+    ...         pyro.sample("x", dist.Normal(2.0 * c, 1.0), obs=x)
+    >>> x = torch.tensor([0.1, 2.5])
+    >>> elbo = EnumELBO()
+    >>> loss = elbo.loss(model, lambda x: None, x)      # -log p(x), c summed out
+    >>> exact = torch.stack([dist.Normal(0.0, 1.0).log_prob(x) + torch.tensor(0.7).log(),
+    ...                      dist.Normal(2.0, 1.0).log_prob(x) + torch.tensor(0.3).log()])
+    >>> elbo.max_plate_nesting, round(loss + exact.logsumexp(0).sum().item(), 5)
+    (1, 0.0)
+    """
+
+    def __init__(self, num_particles: int = 1, **kwargs: Any) -> None:
+        super().__init__(num_particles=positive_int("num_particles", num_particles), **kwargs)
+
+    def _guess_max_plate_nesting(self, model: Any, guide: Any, args: Any, kwargs: Any) -> None:
+        with poutine.block(), torch.no_grad(), forked_rng():
+            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+                *args, **kwargs
+            )
+        self.max_plate_nesting = _traces.max_plate_nesting(guide_trace, model_trace)
+        if self.vectorize_particles and self.num_particles > 1:
+            self.max_plate_nesting += 1
+
+
+class AuxiliaryLossELBO(ELBO):
+    r"""An estimator plus a model's extra training term: ``loss = elbo_loss + auxiliary``.
+
+    ``auxiliary(*data)`` returns a differentiable scalar in Pyro's sign (to minimise),
+    summed over the examples -- the :math:`-\alpha \sum \log q(y_n \mid x_n)` of a
+    semi-supervised VAE's labelled examples (Kingma et al. 2014). The trained objective is
+    then not the ELBO, and :func:`pvae.fit` reports it as ``train_objective`` beside the
+    model's ``train_elbo``.
+
+    Examples
+    --------
+    >>> def model():
+    ...     pyro.factor("f", -(pyro.param("w", torch.tensor(1.0)) ** 2))
+    >>> elbo = AuxiliaryLossELBO(Trace_ELBO(), lambda: 3.0 * pyro.param("w"))
+    >>> elbo.loss(model, lambda: None)                    # w^2 + 3 w at w = 1
+    4.0
+    """
+
+    def __init__(self, elbo: ELBO, auxiliary: Callable[..., torch.Tensor]) -> None:
+        if not isinstance(elbo, ELBO) or not callable(auxiliary):
+            raise ValueError(
+                "`AuxiliaryLossELBO(elbo, auxiliary)` needs a pyro.infer.ELBO and a callable, "
+                f"got {type(elbo).__name__} and {type(auxiliary).__name__}."
+            )
+        super().__init__(num_particles=elbo.num_particles)
+        self.elbo, self.auxiliary = elbo, auxiliary
+
+    def _get_trace(self, model: Any, guide: Any, args: Any, kwargs: Any) -> Any:
+        return self.elbo._get_trace(model, guide, args, kwargs)  # noqa: SLF001 (Pyro's API)
+
+    def differentiable_loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any):
+        """The estimator's differentiable loss plus the auxiliary term."""
+        base = self.elbo.differentiable_loss(model, guide, *args, **kwargs)
+        return base + self.auxiliary(*args, **kwargs)
+
+    def loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> float:
+        """The loss as a float, without gradients."""
+        with torch.no_grad():
+            base = self.elbo.loss(model, guide, *args, **kwargs)
+            return float(base + torch.as_tensor(self.auxiliary(*args, **kwargs)).item())
+
+    def loss_and_grads(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any):
+        """The loss as a float; its gradients are added to the parameters' ``.grad``."""
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return loss.item()
 
 
 def make_elbo(elbo: str | ELBO, num_particles: int = 1) -> ELBO:
@@ -159,8 +264,10 @@ def make_elbo(elbo: str | ELBO, num_particles: int = 1) -> ELBO:
     elbo : str or pyro.infer.ELBO
         ``"trace"`` (:class:`~pyro.infer.Trace_ELBO`), ``"meanfield"``
         (:class:`~pyro.infer.TraceMeanField_ELBO`), ``"jit"``
-        (:class:`~pyro.infer.JitTrace_ELBO`), ``"analytic"`` (:class:`AnalyticELBO`), or
-        an ELBO instance, used as it is.
+        (:class:`~pyro.infer.JitTrace_ELBO`), ``"analytic"`` (:class:`AnalyticELBO`),
+        ``"enum"`` (:class:`EnumELBO`), ``"iwae"``
+        (:class:`~pvae.training.importance_bound.IWAE_ELBO`, ``num_particles`` is its
+        :math:`K`), or an ELBO instance, used as it is.
     num_particles : int
         Particles of a named estimator (an instance keeps its own).
 
@@ -190,6 +297,10 @@ def make_elbo(elbo: str | ELBO, num_particles: int = 1) -> ELBO:
     one_of("elbo", elbo, ELBO_NAMES)
     if elbo == "analytic":
         return AnalyticELBO(num_particles)
+    if elbo == "enum":
+        return EnumELBO(num_particles, vectorize_particles=num_particles > 1)
+    if elbo == "iwae":
+        return IWAE_ELBO(num_particles)
     if elbo == "jit":
         return JitTrace_ELBO(num_particles=num_particles, ignore_jit_warnings=True)
     estimator = Trace_ELBO if elbo == "trace" else TraceMeanField_ELBO

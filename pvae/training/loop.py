@@ -36,19 +36,21 @@ import pyro
 import torch
 from pyro.infer import ELBO
 
-from pvae._checks import boolean, callable_arg, optional, positive_int
+from pvae._checks import boolean, callable_arg, optional, positive_int, torch_device
 from pvae._checks import seed as check_seed
 from pvae._seed import seeded
 from pvae.models.protocol import HasELBOTerms, model_and_guide, objective
 from pvae.training.callbacks import Monitor, Progress, is_main_process, run_callbacks, scheduled
-from pvae.training.distributed import all_reduce_mean, all_reduce_sum, init_distributed
+from pvae.training.distributed import all_reduce_mean, init_distributed
 from pvae.training.elbos import uses_fixed_shapes
+from pvae.training.epoch import EpochPosition, commit_checked, run_epoch, save_interrupted
 from pvae.training.history import HistoryRow
-from pvae.training.inputs import TrainingInputs, training_inputs
+from pvae.training.inputs import training_inputs
+from pvae.training.interrupts import deferred_interrupts
 from pvae.training.metrics import EpochMetrics, accepts
 from pvae.training.result import FitResult
-from pvae.training.resume import Checkpointer, resume
-from pvae.training.step import SVIStep, TrainingDivergedError, divergence_message
+from pvae.training.resume import Checkpointer, CheckpointWriteError, resume
+from pvae.training.step import SVIStep, TrainingDivergedError
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
 
@@ -74,31 +76,6 @@ def _row(
         row["train_objective"] = -mean
     row.update(columns)
     return row
-
-
-def _epoch(step: SVIStep, inputs: TrainingInputs, epoch: int, device: Any, ckpt: Checkpointer):
-    """One pass over the batches; the mean loss per example (over every rank's shard)."""
-    total, count, num_steps = 0.0, 0, len(inputs.batches)
-    scaled = accepts(step.model_fn, "num_examples")
-    ragged = uses_fixed_shapes(step.elbo)  # a JIT-traced graph has fixed shapes
-    size = inputs.batches.batch_size
-    for index, batch in enumerate(inputs.batches, 1):
-        batch = tuple(t.to(device) for t in batch) if inputs.move else batch
-        b = batch[0].shape[0]
-        if ragged and b != size:
-            continue
-        try:
-            loss = step.update(*batch)
-        except TrainingDivergedError as err:
-            where = f"epoch {epoch}, step {index} of {num_steps}"
-            message = divergence_message(err.loss, err.parameter, where, step.lr)
-            raise TrainingDivergedError(
-                f"{message} {ckpt.where()}", loss=err.loss, parameter=err.parameter, step=err.step
-            ) from None
-        total += loss * b / inputs.num_examples if scaled else loss
-        count += b
-    total, count = all_reduce_sum([total, count])
-    return total / count
 
 
 def fit(
@@ -144,13 +121,18 @@ def fit(
         Examples per step.
     lr : float
         Learning rate (Adam by default); positive and finite.
-    elbo : {"trace", "meanfield", "jit", "analytic"} or pyro.infer.ELBO
+    elbo : {"trace", "meanfield", "jit", "analytic", "enum", "iwae"} or pyro.infer.ELBO
         ``"trace"``: :class:`~pyro.infer.Trace_ELBO`; ``"meanfield"``:
         :class:`~pyro.infer.TraceMeanField_ELBO`; ``"jit"``: :class:`~pyro.infer.JitTrace_ELBO`
         (drops the last incomplete batch: a traced graph has fixed shapes); ``"analytic"``:
-        :class:`~pvae.training.elbos.AnalyticELBO`, for pvae models with ``elbo_terms``.
+        :class:`~pvae.training.elbos.AnalyticELBO`, for pvae models with ``elbo_terms``;
+        ``"enum"``: :class:`~pvae.training.elbos.EnumELBO` (``TraceEnum_ELBO``, discrete
+        sites marked for enumeration summed out exactly, ``max_plate_nesting`` found);
+        ``"iwae"``: :class:`~pvae.training.importance_bound.IWAE_ELBO`, the
+        importance-weighted bound with ``num_particles`` draws per example. A model with an
+        ``auxiliary_loss`` method (:class:`~pvae.models.SemiSupervisedVAE`) has it added.
     num_particles : int
-        Samples per ELBO estimate (of a named estimator).
+        Samples per ELBO estimate (of a named estimator; ``"iwae"``'s :math:`K`).
     optimizer : torch.optim.Optimizer subclass, callable, or pyro.optim.PyroOptim, optional
         Default one ``torch.optim.Adam`` over all parameters. A class is built with ``lr``;
         a callable receives the parameter list; a ``PyroOptim`` is used as Pyro's SVI
@@ -169,10 +151,12 @@ def fit(
         Seeds Pyro, torch, NumPy and the batch order inside the call, and restores the
         caller's generators afterwards (:func:`pvae._seed.seeded`): same seed, same history.
     device : str or torch.device, optional
-        Moves a module model and tensor data there.
+        Moves a module model and tensor data there; ``"auto"`` picks a GPU where there is
+        one, and a GPU that is not there raises (:func:`pvae._checks.torch_device`).
     progress : bool, optional
-        A tqdm bar on stderr (epoch, ELBO, validation ELBO); default on only when stderr is
-        a terminal.
+        Progress on stderr with the epoch, ELBO and validation ELBO: a widget in a notebook,
+        a tqdm bar on a terminal, one plain line every few seconds (and the time left) in a
+        log or pipe (:mod:`pvae._progress`). ``False`` silences it.
     checkpoint_dir : str or path, optional
         Writes ``last.safetensors`` every ``checkpoint_every`` epochs, at the end and on
         Ctrl-C, and ``best.safetensors`` when the validation ELBO improves.
@@ -241,6 +225,7 @@ def fit(
     early_stopping = optional(positive_int, "early_stopping", early_stopping, example=5)
     seed, shuffle = check_seed("seed", seed), optional(boolean, "shuffle", shuffle)
     progress = optional(boolean, "progress", progress)
+    device = optional(torch_device, "device", device)
     for name, fn in (("lr_schedule", lr_schedule), ("beta_schedule", beta_schedule)):
         optional(callable_arg, name, fn)
     callbacks = [callable_arg(f"callbacks[{i}]", cb) for i, cb in enumerate(callbacks)]
@@ -306,46 +291,94 @@ def fit(
             if back.optimizer is not None:
                 step.load_state_dict(back.optimizer)
         bar = Progress(progress, total=epochs, initial=start - 1)
-        stopped = "completed"
-        try:
-            for epoch in range(start, epochs + 1):
-                t0 = time.perf_counter()
-                if lr_schedule is not None:
-                    step.set_lr(scheduled("lr_schedule", lr_schedule, epoch))
-                if beta_schedule is not None:
-                    model.beta = scheduled("beta_schedule", beta_schedule, epoch)
-                if hasattr(inputs.batches, "set_epoch"):  # a new shard permutation
-                    inputs.batches.set_epoch(epoch)
-                mean = _epoch(step, inputs, epoch, device, ckpt)
-                columns = {**metrics.train(), **(metrics.val(inputs.val) if val else {})}
-                columns = dict(zip(columns, all_reduce_mean(list(columns.values())), strict=True))
-                row = _row(epoch, mean, columns, metrics, beta)
-                if lr_schedule is not None:
-                    row["lr"] = step.lr
-                if beta:
-                    row["beta"] = float(model.beta)
-                row["seconds"] = time.perf_counter() - t0
-                run_callbacks(callbacks, epoch, model, row)
-                history.append(row)
-                if monitor.update(epoch, row) and val:
-                    ckpt.save("best", epoch, history)
-                if epoch % checkpoint_every == 0 or epoch == epochs or monitor.stop:
-                    ckpt.save("last", epoch, history)
-                bar.update(row)
-                if monitor.stop:
-                    stopped = "early_stopping"
-                    break
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-            done = history[-1]["epoch"] if history else start - 1
-            ckpt.save("last", done, history, partial=True)
-            if is_main_process() and ckpt.last is not None:
-                print(f"pvae.fit interrupted; checkpoint saved to {ckpt.last}", file=sys.stderr)
-        finally:
-            bar.close()
+        stopped, failure, pos = "completed", None, None
+        if resume_from is not None and back.position is not None:
+            pos = EpochPosition.from_state(back.position)  # inside an interrupted epoch
+        with deferred_interrupts() as interrupts:
+            try:
+                for epoch in range(start, epochs + 1):
+                    t0 = time.perf_counter()
+                    if lr_schedule is not None:
+                        step.set_lr(scheduled("lr_schedule", lr_schedule, epoch))
+                    if beta_schedule is not None:
+                        model.beta = scheduled("beta_schedule", beta_schedule, epoch)
+                    if hasattr(inputs.batches, "set_epoch"):  # a new shard permutation
+                        inputs.batches.set_epoch(epoch)
+                    if pos is not None and pos.epoch == epoch:
+                        pos.rewind(inputs.batches)
+                    else:
+                        batch = pos.batch if pos is not None else None
+                        pos = EpochPosition.start(epoch, inputs.batches)
+                        pos.batch = batch
+                    mean = run_epoch(step, inputs, pos, device, ckpt, interrupts)
+                    columns = {**metrics.train(), **(metrics.val(inputs.val) if val else {})}
+                    values = all_reduce_mean(list(columns.values()))
+                    columns = dict(zip(columns, values, strict=True))
+                    row = _row(epoch, mean, columns, metrics, beta)
+                    if lr_schedule is not None:
+                        row["lr"] = step.lr
+                    if beta:
+                        row["beta"] = float(model.beta)
+                    row["seconds"] = time.perf_counter() - t0
+                    run_callbacks(callbacks, epoch, model, row)
+                    history.append(row)
+                    if monitor.update(epoch, row) and val:
+                        ckpt.stage("best", epoch, history)  # written once a step checks it
+                    if epoch % checkpoint_every == 0 or epoch == epochs or monitor.stop:
+                        ckpt.stage("last", epoch, history)
+                    bar.update(row)
+                    if monitor.stop:
+                        stopped = "early_stopping"
+                        break
+                    interrupts.check()
+                commit_checked(ckpt, step, pos)  # the last update's state: checked, then written
+            except KeyboardInterrupt:
+                stopped = "interrupted"
+                done = history[-1]["epoch"] if history else start - 1
+                forced = interrupts.forced
+                try:
+                    saved = save_interrupted(
+                        ckpt,
+                        step,
+                        pos,
+                        history,
+                        done,
+                        alone=not (forced or context.is_distributed),
+                    )
+                except CheckpointWriteError as err:
+                    failure, saved = err, f"the checkpoint could not be written: {err}"
+                if is_main_process():
+                    again = (
+                        f"; resume with fit(..., resume_from={str(ckpt.last)!r})"
+                        if ckpt.last
+                        else ""
+                    )
+                    print(
+                        f"pvae.fit interrupted after {done} epochs; {saved}{again}",
+                        file=sys.stderr,
+                    )
+            except CheckpointWriteError as err:
+                failure = err
+            finally:
+                bar.close()
     if module is not None:
         params = {k: v.detach().clone() for k, v in module.state_dict().items()}
     else:
         params = {k: pyro.param(k).detach().clone() for k in step.params}
     best = int(monitor.best_epoch)
-    return FitResult(history, best, params, stopped, ckpt.last, metrics.per_example, metrics.note)
+    if failure is not None:
+        stopped = "checkpoint_failed" if stopped == "completed" else stopped
+    result = FitResult(
+        history, best, params, stopped, ckpt.last, metrics.per_example, metrics.note
+    )
+    if failure is not None:
+        done = history[-1]["epoch"] if history else start - 1
+        failure.result = result
+        failure.advice = (
+            f"Training stopped after {done} completed epochs; nothing is lost: the "
+            "exception's `.result` is the FitResult so far, and the model (or Pyro's param "
+            f"store) holds its parameters. {ckpt.where()} Free some space or pass another "
+            "`checkpoint_dir`, then resume from the last good checkpoint."
+        )
+        raise failure
+    return result

@@ -48,7 +48,7 @@ from pyro.poutine.util import site_is_subsample
 
 from pvae import _traces
 from pvae.models.protocol import HasELBOTerms, objective
-from pvae.training.elbos import AnalyticELBO, kl_prior, uses_fixed_shapes
+from pvae.training.elbos import AnalyticELBO, EnumELBO, kl_prior, uses_fixed_shapes
 from pvae.training.rng import forked_rng
 
 __all__ = ["ELBO_ESTIMATORS", "EpochMetrics", "accepts"]
@@ -58,6 +58,7 @@ __all__ = ["ELBO_ESTIMATORS", "EpochMetrics", "accepts"]
 #: is reported as ``train_objective``.
 ELBO_ESTIMATORS = (
     AnalyticELBO,
+    EnumELBO,
     Trace_ELBO,
     TraceMeanField_ELBO,
     TraceGraph_ELBO,
@@ -236,7 +237,7 @@ class EpochMetrics:
         n = int(batch[0].shape[0])
         if n not in self._structures:
             model_fn, guide_fn = self._fns(batch)
-            with torch.no_grad():
+            with forked_rng(), torch.no_grad():  # the first evaluation draws as every later one
                 self._structures[n] = _traces.inspect(model_fn, guide_fn, tuple(batch), {})
         return self._structures[n]
 

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import torch
 
+from pvae import _display
+
 __all__ = ["FitResult"]
 
 
@@ -30,7 +32,9 @@ class FitResult(NamedTuple):
         Final parameters (detached copies): the module's ``state_dict`` for a module,
         else the constrained values of the Pyro param store entries that were trained.
     stopped : str
-        ``"completed"``, ``"early_stopping"`` or ``"interrupted"``.
+        ``"completed"``, ``"early_stopping"``, ``"interrupted"`` (Ctrl-C), or
+        ``"checkpoint_failed"`` (attached to the
+        :class:`~pvae.training.resume.CheckpointWriteError` a failed write raises).
     checkpoint : pathlib.Path or None
         The last checkpoint written (``checkpoint_dir/last.safetensors``), if any.
     per_example : bool
@@ -66,4 +70,31 @@ class FitResult(NamedTuple):
         return (
             f"FitResult({epochs}, stopped={self.stopped!r}, best_epoch={self.best_epoch}, "
             f"{', '.join(shown + [unit])})"
+        )
+
+    def _repr_html_(self) -> str:
+        last = self.history[-1] if self.history else {}
+        fields = {"epochs": len(self.history), "stopped": self.stopped}
+        fields["best_epoch"] = self.best_epoch
+        fields.update({k: last[k] for k in ("train_elbo", "val_elbo", "train_loss") if k in last})
+        curves = []
+        for key in ("train_elbo", "val_elbo", "train_loss", "val_loss"):
+            spark = _display.sparkline([row.get(key) for row in self.history])
+            if spark:
+                curves.append(f"{key} per epoch: {spark}")
+        keys = [k for k in ("epoch", "train_elbo", "val_elbo", "train_loss", "val_loss",
+                            "train_kl_prior", "seconds") if k in last]  # fmt: skip
+        tail = self.history[-5:]
+        rows = [[row.get(k) for k in keys] for row in tail]
+        table = _display.html_table(keys, rows) if keys else ""
+        more = len(self.history) - len(tail)
+        notes = [
+            f"last {len(tail)} of {len(self.history)} epochs ({more} more in .history)"
+            if more
+            else "",
+            "nats per example" if self.per_example else "joint nats / number of examples",
+            self.note,
+        ]
+        return _display.html_record(
+            "FitResult", fields, tables=[table], notes=notes, extra="<br>".join(curves)
         )

@@ -10,7 +10,8 @@ model, which leaves the random state as it found it) and builds the optimizer;
 3. gradients averaged over the ranks of a ``torchrun`` job (by parameter name);
 4. finite gradients, or :class:`TrainingDivergedError` naming the parameter;
 5. the global gradient norm clipped to ``clip_norm``;
-6. the optimizer step, and the gradients cleared.
+6. ``on_checked()``, if set (the state is now known good: fit writes checkpoints here);
+7. the optimizer step, and the gradients cleared.
 
 A :class:`TrainingDivergedError` is raised *before* the update, after clearing every
 gradient, so the parameters hold their last good values and a retry (with a lower ``lr``)
@@ -39,7 +40,8 @@ from pyro.infer import ELBO
 from pvae._checks import optional, positive_float, positive_int
 from pvae.models.protocol import HasELBOTerms, model_and_guide
 from pvae.training.distributed import DistributedContext, average_gradients, broadcast_parameters
-from pvae.training.elbos import make_elbo, uses_fixed_shapes
+from pvae.training.elbos import AuxiliaryLossELBO, make_elbo, uses_fixed_shapes
+from pvae.training.gradients import clip_to, total_norm
 from pvae.training.optim import OptimizerAdapter, check_optimizer, resumed_optimizer
 from pvae.training.rng import forked_rng
 
@@ -103,21 +105,6 @@ def divergence_message(loss: float, parameter: str | None, where: str, lr: float
     return f"{what}; the parameters were not updated and their gradients were cleared. {fix}"
 
 
-def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
-    get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
-    if get_total_norm is not None:
-        return get_total_norm(grads)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-
-
-def _clip(params: list[torch.Tensor], max_norm: float, total: torch.Tensor) -> None:
-    clip_with_norm = getattr(torch.nn.utils, "clip_grads_with_norm_", None)  # torch >= 2.6
-    if clip_with_norm is not None:
-        clip_with_norm(params, max_norm, total)
-    else:
-        torch.nn.utils.clip_grad_norm_(params, max_norm)
-
-
 class SVIStep:
     r"""One checked SVI update at a time, for a pvae model or a Pyro model/guide pair.
 
@@ -128,10 +115,10 @@ class SVIStep:
         when ``guide`` is given.
     guide : callable, optional
         The Pyro guide of a model function.
-    elbo : {"trace", "meanfield", "jit", "analytic"} or pyro.infer.ELBO
+    elbo : {"trace", "meanfield", "jit", "analytic", "enum", "iwae"} or pyro.infer.ELBO
         The estimator (:func:`~pvae.training.elbos.make_elbo`); ``"analytic"`` is
         :class:`~pvae.training.elbos.AnalyticELBO` and needs a pvae model with
-        ``elbo_terms``.
+        ``elbo_terms``. A model's ``auxiliary_loss(*data)`` is added (``AuxiliaryLossELBO``).
     num_particles : int
         Particles of a named estimator.
     optimizer : None, torch.optim.Optimizer subclass, callable, or pyro.optim.PyroOptim
@@ -197,6 +184,8 @@ class SVIStep:
                 f'(pvae\'s VAE), got {type(model).__name__}. Use `elbo="meanfield"` instead.'
             )
         self.elbo = make_elbo(elbo, num_particles)
+        extra = getattr(model, "auxiliary_loss", None) if guide is None else None
+        self.elbo = AuxiliaryLossELBO(self.elbo, extra) if callable(extra) else self.elbo
         self._jit = uses_fixed_shapes(self.elbo)
         self._spec = check_optimizer(optimizer)
         self._lr = positive_float("lr", lr, example=1e-3)
@@ -209,6 +198,10 @@ class SVIStep:
         self._pending: dict[str, Any] | None = None
         self._known: set[str] = set()
         self._n_store = -1
+        self._loss = math.nan
+        #: Called by :meth:`update` once the loss and gradients passed their checks, before
+        #: the parameters change (:func:`pvae.fit` writes its staged checkpoints there).
+        self.on_checked: Callable[[], Any] | None = None
 
     # ------------------------------------------------------------------------- state
     @property
@@ -285,6 +278,44 @@ class SVIStep:
             If the loss or a gradient is NaN or infinite; nothing is updated and every
             gradient is cleared.
         """
+        self._checked_gradients(*args, **kwargs)
+        if self.on_checked is not None:  # e.g. write the checkpoint of the checked state
+            try:
+                self.on_checked()
+            except BaseException:
+                for p in self.optimizer.params.values():
+                    p.grad = None
+                raise
+        self.optimizer.step()
+        self.num_steps += 1
+        return self._loss
+
+    def check(self, *args: Any, **kwargs: Any) -> float:
+        """The checks of :meth:`update` at the current parameters, without the update.
+
+        Computes the loss and its gradients on ``args`` (leaving every random generator as
+        it was), raises :class:`TrainingDivergedError` as :meth:`update` would, and clears
+        the gradients. :func:`pvae.fit` calls it before writing a checkpoint of a state no
+        step has checked yet (the parameters after the last update).
+
+        Examples
+        --------
+        >>> def model():
+        ...     pyro.factor("f", -(pyro.param("w", torch.tensor(3.0)) ** 2))
+        >>> step = SVIStep(model, lambda: None, optimizer=torch.optim.SGD, lr=0.1)
+        >>> step.check(), step.num_steps, pyro.param("w").item()
+        (9.0, 0, 3.0)
+        """
+        norm = self.grad_norm  # the last update's, not the check's
+        with forked_rng():
+            self._checked_gradients(*args, **kwargs)
+        for p in self.optimizer.params.values():
+            p.grad = None
+        self.grad_norm = norm
+        return self._loss
+
+    def _checked_gradients(self, *args: Any, **kwargs: Any) -> None:
+        """Loss and gradients, averaged over ranks, checked finite and clipped."""
         if self.optimizer is None:
             self.init(*args, **kwargs)
         if self._jit:
@@ -301,18 +332,15 @@ class SVIStep:
         average_gradients(params.items(), self.context)
         grads = [p.grad for p in params.values() if p.grad is not None]
         if grads:
-            total = _total_norm(grads)
+            total = total_norm(grads)
             if not torch.isfinite(total):
                 bad = [n for n, p in params.items() if p.grad is not None]
                 bad = [n for n in bad if not torch.isfinite(params[n].grad).all()]
-                if bad:
-                    self._diverged(loss, bad[0])
+                self._diverged(loss, bad[0] if bad else "the global gradient norm")
             self.grad_norm = float(total)
             if self.clip_norm is not None:
-                _clip([p for p in params.values() if p.grad is not None], self.clip_norm, total)
-        self.optimizer.step()
-        self.num_steps += 1
-        return loss
+                clip_to([p for p in params.values() if p.grad is not None], self.clip_norm, total)
+        self._loss = loss
 
     def run(self, num_steps: int, *args: Any, **kwargs: Any) -> list[float]:
         """``num_steps`` updates on the same data; returns their losses.

@@ -34,7 +34,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae import _checks, _traces
+from pvae import _checks, _display, _traces
 from pvae._seed import seeded
 from pvae.models.protocol import model_and_guide
 from pvae.vi.guide_enumeration import DiscreteTable, enumerate_guide
@@ -102,6 +102,24 @@ class AmortizationGap:
                 f"total gap                {self.total_gap: .6f}",
             ]
         )
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        how = "estimated" if self.estimated else "exact"
+        fields = {
+            "log p(x)": self.log_evidence,
+            "ELBO, best per datapoint": self.elbo_best,
+            "ELBO, amortized encoder": self.elbo_amortized,
+            "approximation gap": self.approximation_gap,
+            "amortization gap": self.amortization_gap,
+            "total gap": self.total_gap,
+        }
+        gaps = (self.elbo_best_per_datapoint - self.elbo_amortized_per_datapoint).tolist()
+        note = f"nats per example, mean over {self.num_examples} ({how})"
+        spark = _display.sparkline(sorted(gaps))
+        extra = f"amortization gap per datapoint, sorted: {spark}" if spark else ""
+        return _display.html_record("AmortizationGap", fields, notes=[note], extra=extra)
 
 
 def _per_datapoint_elbo(model, guide, args) -> tuple[torch.Tensor, torch.Tensor]:

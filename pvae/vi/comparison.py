@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from pvae import _traces
+from pvae import _display, _traces
 from pvae._compat import renamed
 from pvae.exact import ExactPosterior, enumerate_posterior
 from pvae.models.protocol import PvaeModel, model_and_guide
@@ -119,17 +119,22 @@ class Comparison:
         return pd.DataFrame(list(self.rows), columns=["site", "index", "value", "exact", "approx"])
 
     def __str__(self) -> str:
+        cut = _display.MAX_ROWS
         lines = [f"{'site':<14} {'value':>8} {'exact':>10} {'approx':>10}"]
-        for s, i, v, p, q in self.rows:
+        for s, i, v, p, q in self.rows[:cut]:
             name = s if i is None else f"{s}[{i}]"
             lines.append(f"{name:<14} {_fmt(v):>8} {p:>10.6f} {q:>10.6f}")
+        if len(self.rows) > cut:
+            lines.append(f"... {len(self.rows) - cut} more rows")
         lines.append("")
         lines.append(f"{'site':<14} {'KL(q||p)':>10} {'KL(p||q)':>10} {'TV':>10}")
-        for s in self.sites:
+        for s in self.sites[:cut]:
             lines.append(
                 f"{s:<14} {self.site_kl_qp[s]:>10.6f} {self.site_kl_pq[s]:>10.6f} "
                 f"{self.site_tv[s]:>10.6f}"
             )
+        if len(self.sites) > cut:
+            lines.append(f"... {len(self.sites) - cut} more sites")
         lines.append("")
 
         def fmt(v):
@@ -140,6 +145,24 @@ class Comparison:
         lines.append(f"log p(x) = {fmt(self.log_evidence)}   ELBO = {fmt(self.elbo)}")
         lines.append(f"({units(self.per_example, self.num_examples)})")
         return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        rows = [(s if i is None else f"{s}[{i}]", _fmt(v), p, q) for s, i, v, p, q in self.rows]
+        values = _display.html_table(["site", "value", "exact", "approx"], rows, bars=(2, 3))
+        per_site = _display.html_table(
+            ["site", "KL(q||p)", "KL(p||q)", "TV"],
+            [(s, self.site_kl_qp[s], self.site_kl_pq[s], self.site_tv[s]) for s in self.sites],
+        )
+        fields = {
+            "KL(q || p(z|x)) (= ELBO gap)": self.kl_qp,
+            "KL(p(z|x) || q)": self.kl_pq,
+            "log p(x)": self.log_evidence,
+            "ELBO": self.elbo,
+        }
+        notes = [units(self.per_example, self.num_examples)]
+        return _display.html_record("Comparison", fields, tables=[values, per_site], notes=notes)
 
 
 def _joint_kl_pq(e: GuideEnumeration) -> torch.Tensor | None:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pvae import _checks
+from pvae import _checks, _display
 from pvae._seed import seeded
 from pvae.vi.guide_enumeration import enumerate_guide, weighted
 from pvae.vi.guides import MeanFieldGuide, sample_factors, uniform_factor
@@ -44,6 +44,9 @@ class CAVIResult(NamedTuple):
     kl: float
     log_evidence: float
     num_iterations: int
+
+    __repr__ = _display.record_repr
+    _repr_html_ = _display.record_html
 
 
 def _joint_table(model: Callable, args: tuple, kwargs: dict):

@@ -40,7 +40,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from pvae import _checks, _traces
+from pvae import _checks, _display, _traces
 from pvae._seed import seeded
 from pvae.exact import enumerate_posterior
 from pvae.models.protocol import HasLogEvidence, pair_and_args
@@ -137,6 +137,22 @@ class ELBODecomposition:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        def cell(v, se=0.0):
+            return _display.fmt(v) + (f" ± {se:.2g}" if v is not None and se else "")
+
+        kl_se = self.elbo_se if self.kl is not None else 0.0
+        rows = [
+            ("log p(x)", cell(self.log_evidence), self.evidence_method),
+            ("ELBO", cell(self.elbo, self.elbo_se), self.method),
+            ("KL(q || p(z|x))", cell(self.kl, kl_se), "log p(x) − ELBO"),
+            ("E_q[log p(x|z)]", cell(self.reconstruction, self.reconstruction_se), ""),
+            ("KL(q || p(z))", cell(self.kl_prior, self.kl_prior_se), ""),
+        ]
+        table = _display.html_table(["term", "nats", "how"], rows)
+        notes = [units(self.per_example, self.num_examples), self.reason]
+        return _display.html_record("ELBODecomposition", tables=[table], notes=notes)
 
 
 def exact_log_evidence(model: Callable, args: tuple, kwargs: dict) -> float:

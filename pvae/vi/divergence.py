@@ -15,6 +15,7 @@ All numbers are in nats.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, NamedTuple
 
@@ -22,11 +23,13 @@ import numpy as np
 import torch
 from torch.distributions import Distribution
 
-from pvae import _checks
+from pvae import _checks, _display
 
 __all__ = ["KLEstimate", "kl_divergence", "total_variation"]
 
 _SUM_TOL = 1e-6
+#: The most draws a Monte Carlo KL takes (one tensor of ``num_samples`` draws of ``p``).
+MAX_SAMPLES = 100_000_000
 
 
 class KLEstimate(NamedTuple):
@@ -48,19 +51,24 @@ class KLEstimate(NamedTuple):
     standard_error: Any
     num_samples: int
 
+    __repr__ = _display.record_repr
+    _repr_html_ = _display.record_html
+
 
 def _as_prob_tensor(x: Any, name: str) -> torch.Tensor:
     """Convert a probability table to a float64 tensor and validate it."""
     if isinstance(x, torch.Tensor):
-        t = x.detach().to(torch.float64)
+        is_complex = x.is_complex()
+        t = None if is_complex else x.detach().to(torch.float64)
     else:
         try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"`{name}` must be a probability table (array, tensor or sequence of numbers), "
-                f"got {type(x).__name__}. Pass e.g. `[0.2, 0.8]`."
-            ) from err
+            array = np.asarray(x)
+            is_complex = np.iscomplexobj(array)
+            t = None if is_complex else torch.as_tensor(np.asarray(array, dtype=np.float64))
+        except (TypeError, ValueError, RuntimeError) as err:  # ragged, text, objects
+            raise _not_a_table(x, name) from err
+    if t is None:
+        raise ValueError(f"`{name}` must hold real probabilities, got complex values.")
     if t.dim() == 0 or t.numel() == 0:
         raise ValueError(
             f"`{name}` must have at least one entry along its last dimension, got shape "
@@ -81,7 +89,15 @@ def _as_prob_tensor(x: Any, name: str) -> torch.Tensor:
             f"`{name}` must sum to 1 along its last dimension, got {bad:.6g}. "
             f"Normalize it first, e.g. `{name} / {name}.sum(-1, keepdims=True)`."
         )
-    return t
+    # sums within the tolerance of 1 are made exact: an unnormalized pair can have KL < 0
+    return t / total.unsqueeze(-1)
+
+
+def _not_a_table(x: Any, name: str) -> ValueError:
+    return ValueError(
+        f"`{name}` must be a probability table (array, tensor or sequence of numbers), "
+        f"got {type(x).__name__}. Pass e.g. `[0.2, 0.8]`."
+    )
 
 
 def _scalar_or_tensor(t: torch.Tensor) -> float | torch.Tensor:
@@ -132,9 +148,20 @@ def kl_divergence(
     Raises
     ------
     ValueError
-        On tables of different shapes, negative or non-finite entries, or rows not summing to 1;
-        on mixing a table with a distribution; when Monte Carlo is needed and ``num_samples``
-        is missing.
+        On tables of different shapes, negative, complex or non-finite entries, or rows not
+        summing to 1; on mixing a table with a distribution, or distributions over different
+        spaces; when Monte Carlo is needed and ``num_samples`` is missing (or not in
+        ``[2, MAX_SAMPLES]``); when a closed form is NaN (e.g. ``Normal(0.5, 1e-30)`` in
+        float32, whose variance underflows to 0) or negative beyond rounding, and when a Monte
+        Carlo estimate is NaN.
+
+    Notes
+    -----
+    A KL is never negative (Gibbs' inequality). Table rows are renormalized (their sums are
+    within ``1e-6`` of 1) and the result is clamped at 0, which only removes rounding error;
+    a closed form is clamped at 0 within 64 machine epsilons of its dtype and refused beyond.
+    A Monte Carlo estimate is an estimate: it may fall below 0 by a few standard errors when
+    the true KL is near 0.
 
     Examples
     --------
@@ -150,14 +177,14 @@ def kl_divergence(
     True
     """
     _checks.one_of("method", method, ("auto", "closed_form", "monte_carlo"))
-    if num_samples is not None and not (
-        isinstance(num_samples, int) and not isinstance(num_samples, bool) and num_samples >= 2
-    ):
-        _checks.positive_int("num_samples", num_samples, example=10_000)  # names the fault
-        raise ValueError(
-            f"`num_samples` must be an integer >= 2 (a standard error needs two draws), got "
-            f"{num_samples!r}. Pass e.g. `num_samples=10_000`."
-        )
+    if num_samples is not None:
+        n = _checks.positive_int("num_samples", num_samples, example=10_000)
+        if not 2 <= n <= MAX_SAMPLES:
+            raise ValueError(
+                f"`num_samples` must be an integer from 2 (a standard error needs two draws) "
+                f"to {MAX_SAMPLES:,}, got {num_samples!r}. Pass e.g. `num_samples=10_000`."
+            )
+        num_samples = n
     p_dist, q_dist = isinstance(p, Distribution), isinstance(q, Distribution)
     if p_dist != q_dist:
         raise ValueError(
@@ -168,31 +195,101 @@ def kl_divergence(
     if not p_dist:
         pt, qt = _check_pair(p, q)
         kl = (torch.xlogy(pt, pt) - torch.xlogy(pt, qt)).sum(-1)
-        return _scalar_or_tensor(kl)
+        # Gibbs' inequality: KL >= 0 for normalized tables; a negative sum is rounding
+        return _scalar_or_tensor(kl.clamp_min(0.0))
     if method != "monte_carlo":
         try:
-            kl = torch.distributions.kl_divergence(p, q)
+            kl = _closed_form(p, q)
         except NotImplementedError:
             if method == "closed_form":
                 raise ValueError(
                     f"No closed-form KL is registered for {type(p).__name__} and "
                     f"{type(q).__name__}. Use `method='monte_carlo'` with `num_samples`."
                 ) from None
+        except (RuntimeError, ValueError) as err:  # shapes that do not broadcast, ...
+            raise _mismatch(p, q, err) from None
         else:
-            return _scalar_or_tensor(kl.detach().to(torch.float64))
+            return _scalar_or_tensor(_checked_closed_form(kl.detach(), p, q))
     if num_samples is None or isinstance(num_samples, bool) or num_samples in (0, 1):
         raise ValueError(
             f"`num_samples` must be an integer >= 2 for a Monte Carlo KL between "
             f"{type(p).__name__} and {type(q).__name__}, got {num_samples!r}. "
             "Pass e.g. `num_samples=10_000`."
         )
-    n = _checks.positive_int("num_samples", num_samples, example=10_000)
-    with torch.no_grad():
-        x = p.sample((n,))
-        log_ratio = (p.log_prob(x) - q.log_prob(x)).to(torch.float64)
+    n = num_samples
+    try:
+        with torch.no_grad():
+            x = p.sample((n,))
+            log_ratio = (p.log_prob(x) - q.log_prob(x)).to(torch.float64)
+    except (RuntimeError, ValueError) as err:  # shapes, or draws of p outside q's support
+        raise _mismatch(p, q, err) from None
+    if torch.isnan(log_ratio).any():
+        raise ValueError(
+            f"the Monte Carlo KL between `p` ({type(p).__name__}) and `q` "
+            f"({type(q).__name__}) is NaN: log p(x) - log q(x) is undefined (inf - inf) at "
+            f"{int(torch.isnan(log_ratio).sum())} of the draws. Check the parameters."
+        )
     estimate = log_ratio.mean(0)
     se = log_ratio.std(0) / math.sqrt(n)
     return KLEstimate(_scalar_or_tensor(estimate), _scalar_or_tensor(se), n)
+
+
+def _float64_copy(d: Any) -> Any:
+    """A shallow copy of a distribution with every floating tensor in it cast to float64
+    (nested distributions too, as ``Independent.base_dist``)."""
+    if isinstance(d, torch.Tensor):
+        return d.detach().to(torch.float64) if d.is_floating_point() else d
+    if not isinstance(d, Distribution):
+        return d
+    out = copy.copy(d)
+    for key, value in vars(d).items():
+        if isinstance(value, torch.Tensor | Distribution):
+            setattr(out, key, _float64_copy(value))
+    return out
+
+
+def _closed_form(p: Distribution, q: Distribution) -> torch.Tensor:
+    """The registered closed form, computed with float64 copies of ``p`` and ``q`` where they
+    can be made (a float32 formula squares a scale of 1e-30 to 0 and returns inf or NaN
+    instead of the KL), else in the caller's dtype; the checks after it apply either way."""
+    try:
+        p64, q64 = _float64_copy(p), _float64_copy(q)
+    except (AttributeError, TypeError, RuntimeError):
+        p64, q64 = p, q
+    try:
+        return torch.distributions.kl_divergence(p64, q64)
+    except (AttributeError, TypeError, RuntimeError, ValueError):
+        if p64 is p:
+            raise
+        return torch.distributions.kl_divergence(p, q)  # a copy the formula cannot use
+
+
+def _mismatch(p: Distribution, q: Distribution, err: Exception) -> ValueError:
+    return ValueError(
+        f"`p` ({type(p).__name__}, batch {list(p.batch_shape)}, event {list(p.event_shape)}) "
+        f"and `q` ({type(q).__name__}, batch {list(q.batch_shape)}, event "
+        f"{list(q.event_shape)}) must be distributions over the same space: {err}"
+    )
+
+
+def _checked_closed_form(kl: torch.Tensor, p: Distribution, q: Distribution) -> torch.Tensor:
+    """The closed form as float64, refused when NaN and made exact when rounding makes it
+    slightly negative (beyond rounding, refused: a KL is never negative)."""
+    if torch.isnan(kl).any():
+        raise ValueError(
+            f"the closed-form KL between `p` ({type(p).__name__}) and `q` ({type(q).__name__}) "
+            f"is NaN in {kl.dtype}: the parameters are beyond what the formula can hold (e.g. "
+            "a scale of 1e-30 squares to 0 in float32). Pass float64 parameters, or rescale."
+        )
+    tol = 64 * torch.finfo(kl.dtype).eps if kl.is_floating_point() else 0.0
+    worst = float(kl.min()) if kl.numel() else 0.0
+    if worst < -tol * max(1.0, float(kl.abs().max())):
+        raise ValueError(
+            f"the closed-form KL between `p` ({type(p).__name__}) and `q` ({type(q).__name__}) "
+            f"came out negative ({worst:.3g}) in {kl.dtype}, beyond rounding: the parameters "
+            "lose precision there. Pass float64 parameters."
+        )
+    return kl.to(torch.float64).clamp_min(0.0)
 
 
 def _table_of(d: Distribution) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ import torch
 from pyro.ops import packed
 from pyro.ops.contract import contract_to_tensor
 
-from pvae import _traces
+from pvae import _display, _traces
 
 __all__ = ["GuideEnumeration", "Term", "weighted"]
 
@@ -77,6 +77,8 @@ class GuideEnumeration:
     symbol_to_dim: dict = field(default_factory=dict, repr=False)
     values: dict = field(default_factory=dict, repr=False)
     rows: tuple | None = field(default=None, repr=False)
+
+    _repr_html_ = _display.record_html
 
     # --------------------------------------------------------------- expectations
     def expectation(self, which: str) -> torch.Tensor:

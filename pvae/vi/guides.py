@@ -30,7 +30,8 @@ from pyro.distributions import constraints
 from pyro.infer import SVI
 from pyro.poutine.util import prune_subsample_sites
 
-from pvae import _checks
+from pvae import _checks, _display
+from pvae._progress import ProgressBar
 from pvae._seed import seeded
 from pvae.vi.guide_enumeration import DiscreteTable, enumerate_guide, scored
 
@@ -169,6 +170,15 @@ class GuideFit(NamedTuple):
     final_elbo: float
     method: str = "parallel"
 
+    __repr__ = _display.record_repr
+
+    def _repr_html_(self) -> str:
+        fields = {"final_elbo": self.final_elbo, "steps": len(self.elbos), "method": self.method}
+        spark = _display.sparkline(self.elbos)
+        extra = f"ELBO per step: {spark}" if spark else ""
+        notes = ["nats, the joint total of the data passed"]
+        return _display.html_record("GuideFit", fields, notes=notes, extra=extra)
+
 
 def fit_guide(
     model: Callable,
@@ -177,6 +187,7 @@ def fit_guide(
     num_steps: int = 500,
     lr: float = 0.05,
     seed: int | None = 0,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> GuideFit:
     r"""Fit a discrete guide by SVI with exact, enumerated gradients.
@@ -204,6 +215,9 @@ def fit_guide(
     seed : int or None
         Seeds the fit (:func:`pvae._seed.seeded`: the caller's generators are restored
         afterwards); ``None`` leaves the generators alone.
+    progress : bool, optional
+        Progress over the steps (with the ELBO) on stderr, as :func:`pvae.fit` shows it
+        (:mod:`pvae._progress`); ``False`` silences it.
 
     Returns
     -------
@@ -220,6 +234,7 @@ def fit_guide(
     num_steps = _checks.positive_int("num_steps", num_steps, example=500)
     lr = _checks.positive_float("lr", lr, example=0.05)
     _checks.seed("seed", seed)
+    progress = _checks.optional(_checks.boolean, "progress", progress)
     with seeded(seed):
         e0 = enumerate_guide(model, guide, *args, **kwargs)  # picks the engine, once
     structure = e0.structure
@@ -230,7 +245,11 @@ def fit_guide(
 
     with seeded(seed):
         svi = SVI(model, guide, pyro.optim.Adam({"lr": lr}), loss=loss)
-        elbos = [-float(svi.step(*args, **kwargs)) for _ in range(num_steps)]
+        elbos = []
+        with ProgressBar(progress, num_steps, desc="fit_guide", unit="step") as bar:
+            for _ in range(num_steps):
+                elbos.append(-float(svi.step(*args, **kwargs)))
+                bar.update(elbo=elbos[-1])
         with torch.no_grad():
             final = -float(loss(model, guide, *args, **kwargs))
     return GuideFit(elbos, final, e0.method)

@@ -69,7 +69,10 @@ def test_a_list_of_single_values_is_stacked_into_examples():
             r"data\[0\] is a single value and data\[1\] an array",
         ),
         ([torch.tensor(1.0), "a"], r"mixes kinds of items \(data\[1\] is a str\)"),
-        ([[1, 2], [3]], "`data` must be a rectangular array of numbers, got a ragged list"),
+        (
+            [[1, 2], [3]],
+            "`data` must be a rectangular array of numbers, got a ragged or unreadable list",
+        ),
         ((torch.zeros(3), 1.0), r"`data\[1\]` is a single value, but a tuple's items are"),
         (torch.tensor(2.0), r"`data` must have a first \(data\) dimension, got a single value"),
         ([1.0, float("nan")], "`data` contains 1 NaN"),

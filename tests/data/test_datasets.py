@@ -233,7 +233,9 @@ def test_load_dataset_from_files(tmp_path):
     np.save(tmp_path / "big.npy", np.full((4, 2), 3.0))
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
         load_dataset(tmp_path / "big.npy", binarize="static")
-    with pytest.raises(ValueError, match=r"`test_fraction` must be in \(0, 1\), got 1.5"):
+    with pytest.raises(
+        ValueError, match=r"`test_fraction` must be a number strictly between 0 and 1, got 1.5"
+    ):
         load_dataset(tmp_path / "flat.npy", test_fraction=1.5)
     assert load_dataset("digits").x_train.shape == (1500, 64)
 

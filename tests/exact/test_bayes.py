@@ -134,3 +134,89 @@ def test_prob_of_unknown_hypothesis():
     t = bayes_rule({"a": 0.5, "b": 0.5}, {"a": 1, "b": 1})
     with pytest.raises(ValueError, match=r"`hypothesis` must be one of \['a', 'b'\], got 'c'"):
         t.prob("c")
+
+
+# -- issue 15: log space throughout; issue 16: the cumulative evidence -------------------------
+def test_huge_log_evidence_does_not_overflow():
+    """log p(x) > 709 (a density): no OverflowError; the evidence overflows to inf, the log
+    and the posterior are exact (brute force: logsumexp of log p(h) + log p(x|h))."""
+    t = bayes_rule([0.25, 0.75], log_likelihood=[800.0, 801.0])
+    expected = math.log(0.25 * math.exp(800 - 801) + 0.75) + 801
+    assert math.isclose(t.log_evidence, expected, rel_tol=1e-15)
+    assert t.evidence == math.inf and t.cumulative_evidence == math.inf
+    w = 0.25 * math.exp(-1) / (0.25 * math.exp(-1) + 0.75)
+    assert torch.allclose(t.posterior, torch.tensor([w, 1 - w], dtype=torch.float64), atol=1e-15)
+    t2 = t.update(log_likelihood=[800.0, 801.0])
+    assert math.isclose(t2.cumulative_log_evidence, t.log_evidence + t2.log_evidence)
+
+
+def test_normalize_with_huge_prior_weights():
+    """Weights near float64's maximum sum to inf; the prior is normalized in log space."""
+    t = bayes_rule([1e308, 1e308, 0.0], [0.2, 0.6, 0.9], normalize=True)
+    assert torch.allclose(t.prior, torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64))
+    assert torch.allclose(t.posterior, torch.tensor([0.25, 0.75, 0.0], dtype=torch.float64))
+    assert math.isclose(t.evidence, 0.4, rel_tol=1e-12)
+
+
+def test_cumulative_evidence_is_the_product_of_the_predictives():
+    """p(x1, x2, x3) = p(x1) p(x2 | x1) p(x3 | x1, x2), each a one-step `evidence`, and equals
+    the brute-force sum over hypotheses of p(h) prod_k p(x_k | h)."""
+    prior = {"a": 0.2, "b": 0.3, "c": 0.5}
+    liks = [{"a": 0.9, "b": 0.5, "c": 0.1}, {"a": 0.4, "b": 0.7, "c": 0.2},
+            {"a": 0.05, "b": 0.6, "c": 0.3}]  # fmt: skip
+    t = bayes_rule(prior, liks[0])
+    predictives = [t.evidence]
+    for lik in liks[1:]:
+        t = t.update(lik)
+        predictives.append(t.evidence)
+    brute = sum(prior[h] * math.prod(lik[h] for lik in liks) for h in prior)
+    assert math.isclose(math.prod(predictives), brute, rel_tol=1e-12)
+    assert math.isclose(t.cumulative_evidence, brute, rel_tol=1e-12)
+    assert math.isclose(t.cumulative_log_evidence, math.log(brute), rel_tol=1e-12)
+    assert t.evidence == predictives[-1] != t.cumulative_evidence  # one step vs all the data
+
+
+def test_cumulative_evidence_matches_the_beta_bernoulli_marginal_likelihood():
+    r"""A fine grid over the coin's bias with a Beta(2, 3) prior: after n flips with k heads,
+    one flip per update, the cumulative evidence is the closed form
+    :math:`B(a + k, b + n - k) / B(a, b)` up to the grid's quadrature error."""
+    a, b = 2.0, 3.0
+    num = 20_000
+    theta = (torch.arange(num, dtype=torch.float64) + 0.5) / num  # midpoint rule
+    log_prior = (a - 1) * theta.log() + (b - 1) * torch.log1p(-theta)
+    prior = (log_prior - torch.logsumexp(log_prior, 0)).exp()
+    flips = [1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0]
+    t = bayes_rule(prior, hypotheses=theta, likelihood=theta if flips[0] else 1 - theta,
+                   normalize=True)  # fmt: skip
+    for x in flips[1:]:
+        t = t.update(theta if x else 1 - theta)
+    k, n = sum(flips), len(flips)
+    closed = betaln(a + k, b + n - k) - betaln(a, b)  # SciPy's log Beta function
+    assert abs(t.cumulative_log_evidence - closed) < 1e-6
+    assert abs(t.cumulative_evidence - math.exp(closed)) < 1e-6 * math.exp(closed)
+
+
+def test_log_likelihood_tables_update_without_losing_mass():
+    """A posterior that underflows to 0 in probability space is carried in log space."""
+    t = bayes_rule([0.5, 0.5], log_likelihood=[0.0, -800.0])
+    assert t.posterior[1] == 0.0 and t.log_joint[1] > -math.inf
+    t2 = t.update(log_likelihood=[-800.0, 0.0])  # the data now favour h = 1 as strongly
+    assert torch.allclose(t2.posterior, torch.tensor([0.5, 0.5], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"prior": [0.5, 0.5], "likelihood": [1, 1], "normalize": 1}, "`normalize` must be"),
+        ({"prior": [0.5, 0.5], "likelihood": [1, 1], "hypotheses": 3}, "`hypotheses` must be"),
+        (
+            {"prior": [0.5, 0.5], "likelihood": [1, 1], "hypotheses": [[1], [2]]},
+            "`hypotheses` must be hashable",
+        ),
+        ({"prior": torch.tensor([0.5, 0.5]) + 0j, "likelihood": [1, 1]}, "`prior` must hold real"),
+        ({"prior": {"a": torch.ones(2)}, "likelihood": {"a": 1}}, "`prior` must hold numbers"),
+    ],
+)
+def test_hostile_arguments_are_refused_by_name(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        bayes_rule(**kwargs)

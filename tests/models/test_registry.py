@@ -6,7 +6,13 @@ from pvae.models import MODELS, VAE, Autoencoder, ConditionalVAE, ModelRegistry
 
 
 def test_built_in_models_and_their_short_names():
-    assert sorted(MODELS) == ["Autoencoder", "ConditionalVAE", "VAE"]
+    assert sorted(MODELS) == [
+        "Autoencoder",
+        "ConditionalVAE",
+        "MixtureVAE",
+        "SemiSupervisedVAE",
+        "VAE",
+    ]
     assert MODELS["VAE"] is VAE and MODELS["ConditionalVAE"] is ConditionalVAE
     assert MODELS.aliases == {"vae": "VAE", "cvae": "ConditionalVAE", "ae": "Autoencoder"}
     assert MODELS.resolve("ae") is Autoencoder and MODELS.resolve("Autoencoder") is Autoencoder

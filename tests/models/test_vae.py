@@ -402,7 +402,7 @@ def test_bernoulli_on_intensities_suggests_binarizing():
 def test_other_supports():
     with pytest.raises(ValueError, match=r"`x` must lie in \[0, 1\]"):
         VAE(3, 2, likelihood="continuous_bernoulli").model(torch.full((2, 3), 2.0))
-    with pytest.raises(ValueError, match="finite reals"):
+    with pytest.raises(ValueError, match=r"must lie in \[-1e\+12, 1e\+12\]"):
         VAE(3, 2, likelihood="gaussian").model(torch.tensor([[0.0, float("inf"), 1.0]]))
 
 
@@ -492,3 +492,34 @@ def test_slerp_walks_the_great_circle():
     torch.testing.assert_close(path, torch.tensor([[2.0, 0.0], [r, r], [0.0, 2.0]], **F64))
     same = slerp(a, a, torch.tensor([0.0, 1.0], **F64))  # parallel: falls back to linear
     torch.testing.assert_close(same, torch.stack([a, a]))
+
+
+# -- issue 15: constructor arguments a hostile user passes ----------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"scale": float("inf")}, "`scale` must be"),
+        ({"scale": float("inf"), "likelihood": "bernoulli"}, "`scale` must be"),
+        ({"scale": 1e-30, "likelihood": "gaussian"}, "`scale` must be"),
+        ({"beta": 1e300}, "`beta` must be at most"),
+        ({"z_dim": 2**31}, "parameters, more than"),
+        ({"hidden": (2**20, 2**20)}, "parameters, more than"),
+    ],
+)
+def test_hostile_constructor_arguments_are_refused_by_name(kwargs, match):
+    args = {"x_dim": 4, "z_dim": 2, "hidden": (8,), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        VAE(**args)
+
+
+def test_a_likelihood_from_plain_torch_distributions_works_like_pyros():
+    """``torch.distributions.Bernoulli`` (no ``.to_event``) gives the same log p(x|z) as
+    ``pyro.distributions.Bernoulli``: the reference is Pyro's own distribution."""
+    import pyro.distributions as dist
+
+    x = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
+    plain = VAE(4, 2, (8,), likelihood=lambda p: torch.distributions.Bernoulli(logits=p), seed=0)
+    pyros = VAE(4, 2, (8,), likelihood=lambda p: dist.Bernoulli(logits=p), seed=0)
+    z = torch.zeros(1, 2)
+    assert torch.allclose(plain.decode(z).log_prob(x), pyros.decode(z).log_prob(x))
+    assert plain.decode(z).event_shape == (4,)

@@ -2,7 +2,9 @@ r"""Figures: what a trained model does, drawn with matplotlib (``pvae.plot`` is 
 
 Every function takes plain tensors/arrays (or a small pvae record) and returns a
 :class:`matplotlib.figure.Figure`; nothing is shown and no global pyplot state is touched,
-so the functions work headless (Agg) and in notebooks alike. Save with
+so the functions work headless (Agg) and in notebooks alike. The figure is a
+:class:`~pvae.app.plot.figure.PvaeFigure`: returned as the last value of a Jupyter cell it is
+displayed (no ``%matplotlib inline``, no ``plt.show()``). Save with
 ``fig.savefig("name.png")``. matplotlib is imported only when a function runs, so
 ``import pvae`` stays light.
 
@@ -23,7 +25,7 @@ function                 shows
 Modules: :mod:`~pvae.app.plot.images` (image grids), :mod:`~pvae.app.plot.latents`
 (latent space), :mod:`~pvae.app.plot.curves` (training curves),
 :mod:`~pvae.app.plot.tables` (probability bars), :mod:`~pvae.app.plot.canvas` (the shared
-drawing pieces).
+drawing pieces), :mod:`~pvae.app.plot.figure` (the figure that displays itself).
 
 Examples
 --------

@@ -30,14 +30,16 @@ GAP = "#c9d3e0"
 def new_figure(width: float, height: float) -> Figure:
     """A constrained-layout figure of ``width`` x ``height`` inches, without pyplot.
 
+    A :class:`~pvae.app.plot.figure.PvaeFigure`: Jupyter displays it when a cell returns it.
+
     Examples
     --------
     >>> new_figure(4, 3).get_size_inches().tolist()
     [4.0, 3.0]
     """
-    from matplotlib.figure import Figure
+    from pvae.app.plot.figure import PvaeFigure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    return PvaeFigure(figsize=(width, height), layout="constrained")
 
 
 def as_array(values: Any, name: str) -> np.ndarray:
