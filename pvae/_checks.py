@@ -61,24 +61,33 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def positive_int(name: str, value: Any, *, example: int = 10) -> int:
-    """``value`` as an ``int >= 1``."""
+def _at_most(name: str, value: int, maximum: int | None) -> int:
+    if maximum is not None and value > maximum:
+        raise ValueError(
+            f"`{name}` must be at most {maximum:,}, got {value:,}: a count that large would run "
+            "for hours or exhaust memory. Pass a smaller number."
+        )
+    return value
+
+
+def positive_int(name: str, value: Any, *, example: int = 10, maximum: int | None = None) -> int:
+    """``value`` as an ``int >= 1`` (and ``<= maximum`` when given)."""
     if not _is_int(value) or value < 1:
         raise ValueError(
             f"`{name}` must be a positive integer, got {_given(value)}. Pass a whole number, "
             f"e.g. `{name}={example}`."
         )
-    return int(value)
+    return _at_most(name, int(value), maximum)
 
 
-def nonnegative_int(name: str, value: Any, *, example: int = 0) -> int:
-    """``value`` as an ``int >= 0``."""
+def nonnegative_int(name: str, value: Any, *, example: int = 0, maximum: int | None = None) -> int:
+    """``value`` as an ``int >= 0`` (and ``<= maximum`` when given)."""
     if not _is_int(value) or value < 0:
         raise ValueError(
             f"`{name}` must be a non-negative integer, got {_given(value)}. Pass a whole "
             f"number, e.g. `{name}={example}`."
         )
-    return int(value)
+    return _at_most(name, int(value), maximum)
 
 
 def positive_float(
@@ -152,6 +161,9 @@ def callable_arg(name: str, value: Any, *, what: str = "a callable") -> Callable
         raise ValueError(f"`{name}` must be {what}, got {_given(value)}.")
     return value
 
+
+#: The most particles (Monte Carlo or importance samples) any estimator takes per example.
+MAX_PARTICLES = 10**7
 
 #: The largest seed every generator takes (NumPy's limit); ``fit`` adds the process rank.
 MAX_SEED = 2**32 - 1 - 1024

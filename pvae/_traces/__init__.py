@@ -60,11 +60,13 @@ from pvae._traces.weights import (
     log_weights,
     particle_traces,
 )
+from pvae._traces.zeros import exact_log_probs
 
 __all__ = [
     "MAX_ELEMENTS",
     "PARTICLES",
     "SHAPE_ERRORS",
+    "exact_log_probs",
     "Structure",
     "Weights",
     "contract_model",

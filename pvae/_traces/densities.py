@@ -22,6 +22,7 @@ from pyro.ops.contract import contract_to_tensor
 from pyro.poutine.messenger import Messenger
 
 from pvae._traces.structure import PARTICLES, Structure, plates_of, sample_sites
+from pvae._traces.zeros import exact_log_probs
 
 __all__ = [
     "contract_model",
@@ -134,6 +135,7 @@ def site_terms(structure: Structure, guide_trace, model_trace, width: int, keep:
     for trace in (guide_trace, model_trace):
         tensor_values(trace)
         trace.compute_log_prob()
+        exact_log_probs(trace)
 
     def total(trace, names):
         zero = torch.zeros((), dtype=torch.float64)

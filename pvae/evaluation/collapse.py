@@ -18,6 +18,7 @@ References
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -69,9 +70,24 @@ class CollapseDiagnostics(NamedTuple):
         return _display.html_record("CollapseDiagnostics", fields, tables=[table], notes=notes)
 
 
+def _call_encode(vae, data: tuple):
+    """``vae.encode(*data)``; the wrong number of data arrays is named as such."""
+    try:
+        signature = inspect.signature(vae.encode)
+        signature.bind(*data)
+    except TypeError as err:
+        raise ValueError(
+            f"`data`: `{type(vae).__name__}.encode` takes {signature}, got {len(data)} data "
+            f"array(s) ({err})."
+        ) from None
+    except ValueError:  # a builtin without a signature: let the call say what is wrong
+        pass
+    return vae.encode(*data)
+
+
 def _encode(vae, data: tuple):
     """``vae.encode(*data)`` in eval mode, without gradients, as float64 (loc, scale)."""
-    if not isinstance(vae, Encodes):
+    if not isinstance(vae, Encodes) or isinstance(vae, (str, bytes)):
         raise ValueError(
             f"`vae` must have `encode(x) -> (loc, scale)` (a pvae VAE), got {type(vae).__name__}."
         )
@@ -85,7 +101,7 @@ def _encode(vae, data: tuple):
         module.eval()
     try:
         with torch.no_grad():
-            out = vae.encode(*data)
+            out = _call_encode(vae, data)
     finally:
         if was_training:
             module.train()
@@ -184,7 +200,7 @@ def collapse_diagnostics(
     if x.dim() == 0 or x.shape[0] < 2:
         raise ValueError(f"`x` must hold at least 2 data points, got shape {tuple(x.shape)}.")
     threshold = _checks.nonnegative_float("threshold", threshold, example=0.01)
-    num_samples = _checks.positive_int("num_samples", num_samples, example=1)
+    num_samples = _checks.positive_int("num_samples", num_samples, example=1, maximum=10**4)
     chunk_size = _checks.positive_int("chunk_size", chunk_size, example=256)
     loc, scale = _encode(vae, data)
     kl_per_dim = (0.5 * (loc**2 + scale**2 - 1.0) - scale.log()).mean(0)

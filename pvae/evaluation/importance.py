@@ -47,7 +47,7 @@ __all__ = ["Evaluation", "evaluate"]
 #: Default element budget of one vectorised pass (the core's: site elements x particles).
 MAX_ELEMENTS = _traces.MAX_ELEMENTS
 #: The most importance samples per example (:func:`evaluate`'s ``num_particles``).
-MAX_PARTICLES = 10**7
+MAX_PARTICLES = _checks.MAX_PARTICLES
 
 
 class Evaluation(NamedTuple):

@@ -165,6 +165,7 @@ def _run(model, guide, args, kwargs, sites: _Sites, structure, start, num, vecto
         replayed = infer_discrete(config, first_available_dim=first, temperature=1)
     model_trace = poutine.trace(replayed).get_trace(*args, **kwargs)
     model_trace.compute_log_prob()
+    _traces.exact_log_probs(model_trace)
     predictive = poutine.uncondition(poutine.replay(model, trace=model_trace))
     predictive_trace = poutine.trace(predictive).get_trace(*args, **kwargs)
     out = {}

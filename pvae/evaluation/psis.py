@@ -96,6 +96,12 @@ def pareto_khat(log_weights: Any) -> np.ndarray:
     >>> bool(pareto_khat(log_w) < 0.5)
     True
     """
+    if np.iscomplexobj(log_weights) or (
+        isinstance(log_weights, torch.Tensor) and log_weights.is_complex()
+    ):
+        raise ValueError(
+            "`log_weights` must be real numbers (log importance weights), got complex values."
+        )
     try:
         lw = np.asarray(log_weights, dtype=float)
     except (TypeError, ValueError) as err:
@@ -271,7 +277,9 @@ def psis_khat(
     >>> psis_khat(model, exact, num_particles=100).diagnosis
     'exact'
     """
-    num_particles = _checks.positive_int("num_particles", num_particles, example=10_000)
+    num_particles = _checks.positive_int(
+        "num_particles", num_particles, example=10_000, maximum=_checks.MAX_PARTICLES
+    )
     if num_particles < 25:
         raise ValueError(
             f"`num_particles` must be an int >= 25 (the Pareto fit needs a tail), "

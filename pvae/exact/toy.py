@@ -50,6 +50,9 @@ __all__ = [
 _F64 = torch.float64
 
 
+_EPS = torch.finfo(_F64).eps
+
+
 def _t(value) -> torch.Tensor:
     return torch.as_tensor(value, dtype=_F64)
 
@@ -108,10 +111,11 @@ def sprinkler(wet_grass: float = 1.0) -> None:
 
     Sites: latent ``"cloudy"``, ``"sprinkler"``, ``"rain"``; observed ``"wet_grass"``.
 
-    Torch's Bernoulli clamps probabilities to :math:`[\epsilon, 1 - \epsilon]`, so the
-    impossible row (no sprinkler, no rain, wet grass) has likelihood
-    :math:`\epsilon \approx 2.2 \cdot 10^{-16}` rather than 0: the answers move by less
-    than 1e-15, and every guide keeps a finite ELBO.
+    The "impossible" row (no sprinkler, no rain, wet grass) has likelihood
+    :math:`\epsilon \approx 2.2 \cdot 10^{-16}` (float64's machine epsilon) rather than 0:
+    the answers move by less than 1e-15, and every guide keeps a finite ELBO. With an exact 0
+    a mean-field guide, which puts some mass on every row, has :math:`\mathrm{KL}(q \,\|\,
+    p) = \infty`, and pvae reports that (see *Conventions*).
 
     Examples
     --------
@@ -123,7 +127,7 @@ def sprinkler(wet_grass: float = 1.0) -> None:
     c = pyro.sample("cloudy", dist.Bernoulli(_t(0.5)))
     s = pyro.sample("sprinkler", dist.Bernoulli(_t([0.5, 0.1])[c.long()]))
     r = pyro.sample("rain", dist.Bernoulli(_t([0.2, 0.8])[c.long()]))
-    p_wet = _t([[0.0, 0.9], [0.9, 0.99]])  # [sprinkler, rain]
+    p_wet = _t([[_EPS, 0.9], [0.9, 0.99]])  # [sprinkler, rain]
     pyro.sample("wet_grass", dist.Bernoulli(Vindex(p_wet)[s.long(), r.long()]), obs=_t(wet_grass))
 
 

@@ -43,7 +43,7 @@ from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceEnum_ELBO, TraceMea
 from pyro.poutine.runtime import am_i_wrapped
 
 from pvae import _traces
-from pvae._checks import one_of, positive_int
+from pvae._checks import MAX_PARTICLES, one_of, positive_int
 from pvae.models.protocol import HasELBOTerms
 from pvae.training.importance_bound import IWAE_ELBO
 from pvae.training.rng import forked_rng
@@ -121,7 +121,9 @@ class AnalyticELBO(ELBO):
     """
 
     def __init__(self, num_particles: int = 1) -> None:
-        super().__init__(num_particles=positive_int("num_particles", num_particles))
+        super().__init__(
+            num_particles=positive_int("num_particles", num_particles, maximum=MAX_PARTICLES)
+        )
 
     def _get_trace(self, model: Any, guide: Any, args: Any, kwargs: Any) -> Any:
         raise NotImplementedError(
@@ -195,7 +197,10 @@ class EnumELBO(TraceEnum_ELBO):
     """
 
     def __init__(self, num_particles: int = 1, **kwargs: Any) -> None:
-        super().__init__(num_particles=positive_int("num_particles", num_particles), **kwargs)
+        super().__init__(
+            num_particles=positive_int("num_particles", num_particles, maximum=MAX_PARTICLES),
+            **kwargs,
+        )
 
     def _guess_max_plate_nesting(self, model: Any, guide: Any, args: Any, kwargs: Any) -> None:
         with poutine.block(), torch.no_grad(), forked_rng():
@@ -285,7 +290,7 @@ def make_elbo(elbo: str | ELBO, num_particles: int = 1) -> ELBO:
     >>> type(make_elbo("meanfield", num_particles=4)).__name__, make_elbo("trace").num_particles
     ('TraceMeanField_ELBO', 1)
     """
-    num_particles = positive_int("num_particles", num_particles)
+    num_particles = positive_int("num_particles", num_particles, maximum=MAX_PARTICLES)
     if isinstance(elbo, ELBO):
         if num_particles != 1:
             raise ValueError(

@@ -40,7 +40,7 @@ from pyro.infer import ELBO
 from pyro.poutine.util import site_is_subsample
 
 from pvae import _traces
-from pvae._checks import positive_int
+from pvae._checks import MAX_PARTICLES, positive_int
 from pvae.training.rng import forked_rng
 
 __all__ = ["IWAE_ELBO", "iwae_bound"]
@@ -145,7 +145,11 @@ class IWAE_ELBO(ELBO):  # noqa: N801 (Pyro's naming: Trace_ELBO, RenyiELBO)
     """
 
     def __init__(self, num_particles: int = 1) -> None:
-        super().__init__(num_particles=positive_int("num_particles", num_particles, example=10))
+        super().__init__(
+            num_particles=positive_int(
+                "num_particles", num_particles, maximum=MAX_PARTICLES, example=10
+            )
+        )
         self._structures: dict[tuple, _traces.Structure] = {}
 
     def _get_trace(self, model: Any, guide: Any, args: Any, kwargs: Any) -> Any:

@@ -13,16 +13,20 @@ r"""What :func:`pvae.fit` feeds the step object: the batches, and the examples i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
+from pyro import poutine
+from pyro.util import check_site_shape
 from torch.utils.data import DataLoader
 
+from pvae import _traces
 from pvae.data import TensorBatches, as_batches
 from pvae.training.distributed import DistributedContext, shard_batches
 
-__all__ = ["TrainingInputs", "num_examples", "training_inputs"]
+__all__ = ["TrainingInputs", "first_run", "num_examples", "training_inputs"]
 
 
 class TrainingInputs(NamedTuple):
@@ -114,3 +118,30 @@ def training_inputs(
     if val_data is not None:
         val = shard_batches(as_batches(val_data, batch_size=batch_size), context)
     return TrainingInputs(batches, n, shuffle, held, whole, val, move)
+
+
+def first_run(guide: Callable, model: Callable, args: tuple, kwargs: dict) -> None:
+    """Run ``guide`` and ``model`` replayed on it once on a batch (``fit``'s first contact).
+
+    Each site's log-density shape is checked as Pyro's ELBOs check it. A shape or type
+    error there is the data not fitting the model: it is raised as a
+    ``ValueError`` that names ``data`` and the batch's shapes, with Pyro's message kept.
+    """
+    try:
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            *args, **kwargs
+        )
+        for trace in (guide_trace, model_trace):
+            trace.compute_log_prob()
+            for site in trace.nodes.values():
+                if site["type"] == "sample":
+                    check_site_shape(site, max_plate_nesting=math.inf)  # as the ELBOs check
+    except _traces.SHAPE_ERRORS as err:
+        shapes = [
+            tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args
+        ]
+        raise ValueError(
+            f"the model and guide cannot run on a batch of `data` (batch shapes {shapes}): "
+            f"{type(err).__name__}: {err}"
+        ) from err

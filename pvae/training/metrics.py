@@ -190,6 +190,7 @@ class EpochMetrics:
                 for tr in (guide, trace):
                     _traces.tensor_values(tr)
                     tr.compute_log_prob()
+                    _traces.exact_log_probs(tr)
         except _traces.SHAPE_ERRORS as err:
             raise ValueError(
                 f"the guide cannot score `val_data` ({type(err).__name__}: {err}). A guide with "

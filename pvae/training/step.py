@@ -42,6 +42,7 @@ from pvae.models.protocol import HasELBOTerms, model_and_guide
 from pvae.training.distributed import DistributedContext, average_gradients, broadcast_parameters
 from pvae.training.elbos import AuxiliaryLossELBO, make_elbo, uses_fixed_shapes
 from pvae.training.gradients import clip_to, total_norm
+from pvae.training.inputs import first_run
 from pvae.training.optim import OptimizerAdapter, check_optimizer, resumed_optimizer
 from pvae.training.rng import forked_rng
 
@@ -250,8 +251,7 @@ class SVIStep:
             return self.params
         store = pyro.get_param_store()
         with forked_rng(), torch.no_grad(), poutine.trace(param_only=True) as capture:
-            guide_trace = poutine.trace(self.guide_fn).get_trace(*args, **kwargs)
-            poutine.replay(self.model_fn, trace=guide_trace)(*args, **kwargs)
+            first_run(self.guide_fn, self.model_fn, args, kwargs)
         params = {n: site["value"].unconstrained() for n, site in capture.trace.nodes.items()}
         if not params:  # parameters Pyro does not see: take the module's, or the store's
             owner = self.module if self.module is not None else store

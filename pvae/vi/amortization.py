@@ -321,7 +321,9 @@ def vae_amortization_gap(
     num_steps = _checks.positive_int("num_steps", num_steps, example=300)
     lr = _checks.positive_float("lr", lr, example=0.05)
     num_samples = _checks.positive_int("num_samples", num_samples, example=16)
-    num_particles = _checks.positive_int("num_particles", num_particles, example=1000)
+    num_particles = _checks.positive_int(
+        "num_particles", num_particles, example=1000, maximum=_checks.MAX_PARTICLES
+    )
     model, amortized = model_and_guide(vae)
     frozen = [p for p in vae.parameters() if p.requires_grad]
     for p in frozen:

@@ -139,10 +139,15 @@ def cavi(
     >>> round(r.kl, 3), round(r.log_evidence - r.elbo - r.kl, 12)
     (0.476, 0.0)
     """
-    num_restarts = _checks.nonnegative_int("num_restarts", num_restarts, example=10)
-    max_iterations = _checks.positive_int("max_iterations", max_iterations, example=1000)
+    _checks.callable_arg("model", model, what="a Pyro model function")
+    num_restarts = _checks.nonnegative_int("num_restarts", num_restarts, example=10, maximum=10**5)
+    max_iterations = _checks.positive_int(
+        "max_iterations", max_iterations, example=1000, maximum=10**6
+    )
     tol = _checks.nonnegative_float("tol", tol, example=1e-12)
     seed = _checks.seed("seed", seed)
+    if seed is None:  # the restarts draw from their own generator, which needs a number
+        raise ValueError("`seed` must be an integer for `cavi` (its restarts), got None.")
     with seeded(seed):
         sites, supports, table = _joint_table(model, args, kwargs)
     log_z = float(torch.logsumexp(table.reshape(-1), 0))

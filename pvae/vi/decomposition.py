@@ -329,7 +329,9 @@ def elbo_decomposition(
     _checks.seed("seed", seed)
     model, guide, args = pair_and_args(model, args, guide)
     if method != "enumeration":
-        num_particles = _checks.positive_int("num_particles", num_particles, example=1000)
+        num_particles = _checks.positive_int(
+            "num_particles", num_particles, example=1000, maximum=_checks.MAX_PARTICLES
+        )
         if num_particles < 2:
             raise ValueError(
                 f"`num_particles` must be at least 2 (a standard error needs two draws), got "

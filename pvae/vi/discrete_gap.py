@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from pvae._checks import positive_int
+from pvae._checks import MAX_PARTICLES, positive_int
 from pvae._checks import seed as check_seed
 from pvae._seed import seeded
 
@@ -138,7 +138,9 @@ def discrete_amortization_gap(
                 f"`model` must have a `{method}(x, num_particles)` method (SemiSupervisedVAE, "
                 f"MixtureVAE), got {type(model).__name__}."
             )
-    num_particles = positive_int("num_particles", num_particles, example=100)
+    num_particles = positive_int(
+        "num_particles", num_particles, maximum=MAX_PARTICLES, example=100
+    )
     if not isinstance(x, torch.Tensor) or x.dim() < 1 or len(x) == 0:
         raise ValueError(f"`x` must be a non-empty tensor of examples, got {x!r:.60}.")
     with seeded(check_seed("seed", seed)):

@@ -87,6 +87,7 @@ def _parallel(model, guide, args, kwargs, structure) -> GuideEnumeration:
     )
     for tr in (model_trace, guide_trace):
         tr.compute_log_prob()
+        _traces.exact_log_probs(tr)
     model_trace.pack_tensors()
     guide_trace.pack_tensors(model_trace.plate_to_symbol)
     weights, weight_dims, guideterms, values = OrderedDict(), set(), [], {}

@@ -20,6 +20,7 @@ References
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -237,6 +238,13 @@ def fit_guide(
     progress = _checks.optional(_checks.boolean, "progress", progress)
     with seeded(seed):
         e0 = enumerate_guide(model, guide, *args, **kwargs)  # picks the engine, once
+        if float(e0.elbo().sum().detach()) == -math.inf:
+            raise ValueError(
+                "`guide` puts mass on latent values the model gives probability exactly 0, so "
+                "its ELBO is -inf, KL(q || p(z | x)) is inf and the gradient is undefined. Use "
+                "a guide that can give those values no mass (e.g. a DiscreteTable over the "
+                "joint of the coupled sites), or give them a small probability in the model."
+            )
     structure = e0.structure
 
     def loss(model, guide, *args, **kwargs):

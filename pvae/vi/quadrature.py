@@ -76,6 +76,7 @@ def _log_joint(model, args, kwargs, structure, specs, points, vectorize: bool):
             fn = _traces.enumerate_model_sites(fn, fixed, dim)
         trace = poutine.trace(fn).get_trace(*args, **kwargs)
         trace.compute_log_prob()
+        _traces.exact_log_probs(trace)
         width = structure.nesting + (1 if vectorize else 0)
         keep = [dim] if vectorize else []
         names = [n for n in trace.nodes if trace.nodes[n]["type"] == "sample"]

@@ -101,8 +101,8 @@ PARAMETER_NAMES = {"pareto_khat": ["`log_weights`"], "collapse_callback": ["`x_v
                    "cavi": ["`model`"], "enumerate_posterior": ["`model`"],
                    "collapse_diagnostics": ["`vae`", "`data", "`x`"]}  # fmt: skip
 
-#: (entry, argument) pairs whose findings are in modules owned elsewhere: left out of the
-#: fuzz and pinned by `test_known_findings` (strict xfail) until they are fixed
+#: (entry, argument) pairs this suite found faults in (now fixed): left out of the random
+#: fuzz and pinned by the `test_known_finding*` tests below
 KNOWN = {("cavi", 0), ("cavi", "seed"), ("collapse_diagnostics", 0), ("collapse_diagnostics", 1)}
 #: the data of a Pyro model function go to the user's own code, whose errors are its own
 KNOWN |= {("elbo_decomposition", 1), ("psis_khat", 1)}
@@ -127,41 +127,32 @@ def test_public_api(tier):
     fuzz(cases(), check, tier, fast=80)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="pvae/vi/coordinate_ascent.py: Pyro's message names no argument"
-)
 def test_known_findings():
-    """Found by this suite, in modules owned by others (issue 15): each must name its
-    argument. When one is fixed this test passes and fails as strict xfail: remove it."""
+    """Found by this suite (issue 15), now fixed: each refusal names its argument."""
     with pytest.raises(ValueError, match="`model`"):
         pvae.cavi(0.0)
 
 
-@pytest.mark.xfail(strict=True, reason="pvae/vi/coordinate_ascent.py: seed=None reaches torch")
 def test_known_finding_cavi_seed():
     with pytest.raises(ValueError, match="`seed`"):
         pvae.cavi(toy.sprinkler, num_restarts=2, max_iterations=20, seed=None)
 
 
-@pytest.mark.xfail(strict=True, reason="pvae/evaluation/collapse.py: (x, y) data reach encode")
 def test_known_finding_collapse_tuple_data():
     with pytest.raises(ValueError, match="`data"):
         pvae.collapse_diagnostics(VAE, (XV, torch.zeros(6)))
 
 
-@pytest.mark.xfail(strict=True, reason="pvae/evaluation/collapse.py: a str has .encode")
 def test_known_finding_collapse_duck_typing():
     with pytest.raises(ValueError, match="`vae`"):
         pvae.collapse_diagnostics("abc", XV)
 
 
-@pytest.mark.xfail(strict=True, reason="pvae/evaluation/psis.py: complex weights warn and cast")
 def test_known_finding_pareto_khat_complex():
     with pytest.raises(ValueError, match="`log_weights`"):
         pvae.pareto_khat(torch.zeros(100, dtype=torch.complex64))
 
 
-@pytest.mark.xfail(strict=True, reason="pvae/evaluation/collapse.py: no cap on num_samples")
 def test_known_finding_collapse_huge_num_samples():
     with pytest.raises(ValueError, match="`num_samples`"):
         pvae.collapse_diagnostics(VAE, XV, num_samples=2**40)

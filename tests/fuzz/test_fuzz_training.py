@@ -140,7 +140,6 @@ def test_fit(tier):
     fuzz(st.tuples(data, kwargs), check, tier, fast=15)
 
 
-@pytest.mark.xfail(strict=True, reason="pvae/training: Pyro's shape error does not name `data`")
 def test_known_finding_fit_shape_error():
     def loc_model(x):
         loc = pyro.param("loc", torch.tensor(0.0))

@@ -117,3 +117,26 @@ def test_fit_guide_on_python_control_flow_runs_sequentially(float64):
     # one latent: mean field is exact, so the ELBO reaches log p(x) and q the posterior
     assert fit.final_elbo == pytest.approx(post.log_evidence, abs=1e-4)
     assert torch.allclose(guide.marginals()["z"], post.marginal("z"), atol=1e-2)
+
+
+def _sprinkler_with_exact_zero():
+    """Murphy's sprinkler as written in the literature: P(W | no S, no R) = 0 exactly."""
+    c = pyro.sample("cloudy", dist.Bernoulli(torch.tensor(0.5, dtype=torch.float64)))
+    s = pyro.sample("sprinkler", dist.Bernoulli(torch.tensor([0.5, 0.1]).double()[c.long()]))
+    r = pyro.sample("rain", dist.Bernoulli(torch.tensor([0.2, 0.8]).double()[c.long()]))
+    p_wet = torch.tensor([[0.0, 0.9], [0.9, 0.99]], dtype=torch.float64)[s.long(), r.long()]
+    pyro.sample("wet_grass", dist.Bernoulli(p_wet), obs=torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_mass_where_the_posterior_has_none_is_an_infinite_kl_not_log_eps():
+    post = enumerate_posterior(_sprinkler_with_exact_zero)
+    # brute force: the row (no sprinkler, no rain) has posterior mass exactly 0
+    assert post.prob(sprinkler=0, rain=0) == 0.0
+    assert post.prob(sprinkler=1) == pytest.approx(0.2781 / 0.6471, abs=1e-4)
+    guide = MeanFieldGuide(_sprinkler_with_exact_zero, init="uniform", prefix="zero")
+    d = elbo_decomposition(_sprinkler_with_exact_zero, guide)
+    # q(no S, no R) = 1/4 > 0 where p(z | x) = 0: KL = inf by definition (torch's clamp gave ~36/4)
+    assert d.kl == math.inf and d.elbo == -math.inf
+    assert d.log_evidence == pytest.approx(math.log(0.6471), abs=1e-4)
+    with pytest.raises(ValueError, match="probability exactly 0.*ELBO is -inf"):
+        fit_guide(_sprinkler_with_exact_zero, guide, num_steps=5, progress=False)
