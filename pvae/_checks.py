@@ -149,7 +149,7 @@ def boolean(name: str, value: Any) -> bool:
 def one_of(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """``value`` if it is one of ``choices``."""
     choices = tuple(choices)
-    if not any(value == c and type(value) is type(c) for c in choices):
+    if not any(type(value) is type(c) and value == c for c in choices):  # type first: arrays
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"`{name}` must be one of {listed}, got {_given(value)}.")
     return value

@@ -50,6 +50,26 @@ DATA_OPTIONS = {
 }
 
 
+#: The largest ``--num-points``: the coin's grid is one enumerated site of that many values.
+MAX_GRID_POINTS = 10_000
+
+
+def _grid_points(text: str) -> int:
+    """``--num-points``: an integer from 2 to :data:`MAX_GRID_POINTS` (argparse exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 2 <= value <= MAX_GRID_POINTS:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 2 to {MAX_GRID_POINTS:,}, got {text!r}"
+        )
+    return value
+
+
+_grid_points.__name__ = "grid size"  # argparse names the type in its messages
+
+
 class _Error(ValueError):
     """A data option that does not fit (``pvae: error: ...``, exit status 1)."""
 
@@ -59,7 +79,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data (each toy takes its own; see the table above)")
     group.add_argument("--test", choices=("positive", "negative"), help="medical-test: result")
     group.add_argument("--flips", help="coin-bias: the flips, e.g. HHTHT or 1,1,0,1,0")
-    group.add_argument("--num-points", type=int, help="coin-bias: grid points for theta")
+    group.add_argument("--num-points", type=_grid_points, help="coin-bias: grid points for theta")
     group.add_argument("--chosen", type=int, choices=(0, 1, 2), help="monty-hall: your door")
     group.add_argument("--opened", type=int, choices=(0, 1, 2), help="monty-hall: host's door")
     group.add_argument("--john-calls", type=int, choices=(0, 1), help="burglary-alarm")

@@ -32,11 +32,13 @@ def as_tensor(data: Any, *, name: str = "data", dtype: torch.dtype | None = None
     name : str
         The argument name used in error messages.
     dtype : torch.dtype, optional
-        Target dtype; floating input defaults to ``torch.get_default_dtype()``.
+        Target dtype; floating and boolean input default to ``torch.get_default_dtype()``.
 
     Returns
     -------
     torch.Tensor
+        Floating and boolean input in ``dtype`` (default: ``torch.get_default_dtype()``;
+        booleans become 0 and 1, as arithmetic on them needs), integers as they are.
 
     Raises
     ------
@@ -47,7 +49,49 @@ def as_tensor(data: Any, *, name: str = "data", dtype: torch.dtype | None = None
     --------
     >>> as_tensor([[0.0, 1.0]]).shape
     torch.Size([1, 2])
+    >>> as_tensor(torch.tensor([True, False]))
+    tensor([1., 0.])
     """
+    source = source_tensor(data, name=name)
+    tensor = source
+    if dtype is not None:
+        tensor = tensor.to(dtype)
+    elif (tensor.is_floating_point() or tensor.dtype == torch.bool) and (
+        tensor.dtype != torch.get_default_dtype()
+    ):
+        tensor = tensor.to(torch.get_default_dtype())
+    if tensor.dtype != source.dtype and tensor.is_floating_point() and tensor.numel():
+        overflow = torch.isinf(tensor) & ~torch.isinf(source)
+        if overflow.any():  # 1e300 would silently become inf in float32
+            raise ValueError(
+                f"`{name}` holds {int(overflow.sum())} finite value(s) beyond the range of "
+                f"{tensor.dtype} (|x| <= {torch.finfo(tensor.dtype).max:.4g}), which would "
+                f"become inf. Rescale the data, or set `torch.set_default_dtype(torch.float64)`."
+            )
+    return tensor
+
+
+def source_tensor(data: Any, *, name: str = "data") -> torch.Tensor:
+    """``data`` as a tensor of its own dtype (a NumPy float64 stays float64), with the
+    refusals of :func:`as_tensor`: non-numeric, complex or NaN input.
+
+    Checks of values (ranges, supports) read this, not :func:`as_tensor`'s conversion, in
+    which ``1e-300`` becomes ``0.0`` in float32.
+
+    Examples
+    --------
+    >>> source_tensor(np.array([1e-300])).dtype
+    torch.float64
+    """
+    tensor = _read(data, name)
+    if tensor.is_floating_point() and torch.isnan(tensor).any():
+        count = int(torch.isnan(tensor).sum())
+        raise ValueError(f"`{name}` contains {count} NaN value(s); remove or impute them first.")
+    return tensor
+
+
+def _read(data: Any, name: str) -> torch.Tensor:
+    """``data`` as a real tensor of its own dtype, or a ``ValueError`` naming ``name``."""
     if isinstance(data, torch.Tensor):
         tensor = data
     else:
@@ -76,22 +120,6 @@ def as_tensor(data: Any, *, name: str = "data", dtype: torch.dtype | None = None
             f"{'array' if tensor is None else 'tensor'}. Pass its real part or its modulus "
             "(`x.real`, `x.abs()`)."
         )
-    source = tensor
-    if dtype is not None:
-        tensor = tensor.to(dtype)
-    elif tensor.is_floating_point() and tensor.dtype != torch.get_default_dtype():
-        tensor = tensor.to(torch.get_default_dtype())
-    if tensor.dtype != source.dtype and tensor.is_floating_point() and tensor.numel():
-        overflow = torch.isinf(tensor) & ~torch.isinf(source)
-        if overflow.any():  # 1e300 would silently become inf in float32
-            raise ValueError(
-                f"`{name}` holds {int(overflow.sum())} finite value(s) beyond the range of "
-                f"{tensor.dtype} (|x| <= {torch.finfo(tensor.dtype).max:.4g}), which would "
-                f"become inf. Rescale the data, or set `torch.set_default_dtype(torch.float64)`."
-            )
-    if tensor.is_floating_point() and torch.isnan(tensor).any():
-        count = int(torch.isnan(tensor).sum())
-        raise ValueError(f"`{name}` contains {count} NaN value(s); remove or impute them first.")
     return tensor
 
 
@@ -220,7 +248,8 @@ def _sequence_tensors(data: Sequence[Any]) -> list[torch.Tensor]:
             "shape [N, ...], a tuple of them, or a list of single values."
         )
     if all(_is_single_value(item) for item in data):  # Pyro's SVI Part I: [tensor(1.0), ...]
-        values = [torch.as_tensor(item) for item in data]
+        # each in its own dtype (a Python float as float64): as_tensor then sees 1e300
+        values = [_read(item, f"data[{i}]") for i, item in enumerate(data)]
         dtype = values[0].dtype
         for value in values[1:]:
             dtype = torch.promote_types(dtype, value.dtype)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from pvae.data.batches import as_tensor
+from pvae.data.batches import as_tensor, source_tensor
 
 __all__ = ["DynamicBinarized", "binarize", "check_support", "unit_interval"]
 
@@ -33,15 +33,24 @@ def unit_interval(x: Any, name: str) -> torch.Tensor:
     >>> unit_interval([0.0, 0.5], "x").tolist()
     [0.0, 0.5]
     """
-    x = as_tensor(x, name=name)
-    if not x.is_floating_point():  # integer or boolean 0/1: read as probabilities
-        x = x.to(torch.get_default_dtype())
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    source, tensor = _values(x, name)  # the input's own range: -1e-300 is not 0 in float32
+    if source.numel() and (source.min() < 0 or source.max() > 1):
         raise ValueError(
             f"`{name}` must hold probabilities in [0, 1] to be binarized, got values in "
-            f"[{float(x.min()):.4g}, {float(x.max()):.4g}]. Rescale it first (e.g. x / 255)."
+            f"[{float(source.min()):.4g}, {float(source.max()):.4g}]. Rescale it first "
+            "(e.g. x / 255)."
         )
-    return x
+    if not tensor.is_floating_point():  # integer 0/1: read as probabilities
+        tensor = tensor.to(torch.get_default_dtype())
+    return tensor
+
+
+def _values(x: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` in its own dtype (booleans as 0/1 integers), for checks of its values, and as
+    :func:`as_tensor` converts it (with its refusals: non-numeric, complex, NaN, overflow)."""
+    source = source_tensor(x, name=name)
+    tensor = as_tensor(source, name=name)
+    return (source.to(torch.uint8) if source.dtype == torch.bool else source), tensor
 
 
 def binarize(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -168,7 +177,7 @@ def check_support(data: Any, likelihood: str, *, name: str = "data") -> None:
             "`likelihood` must be 'bernoulli', 'continuous_bernoulli' or 'gaussian', "
             f"got {likelihood!r} ({type(likelihood).__name__})."
         )
-    x = as_tensor(data, name=name)
+    x, _ = _values(data, name)  # in its own dtype: 2.2e-308 is not 0 (as it is in float32)
     if likelihood == "bernoulli":
         bad = int(((x != 0) & (x != 1)).sum())
         if bad:

@@ -142,7 +142,8 @@ class BayesTable:
         >>> round(t2.prob("biased"), 6), round(t2.cumulative_log_evidence, 6)
         (0.764151, -0.634878)
         """
-        log_prior = self.log_joint - self.log_evidence
+        # log_softmax: near 1e308, log p(x, h) - log p(x) rounds the normalizer away
+        log_prior = torch.log_softmax(self.log_joint, 0)
         table = _table(self.hypotheses, self.posterior, log_prior, likelihood, log_likelihood)
         return dataclasses.replace(
             table,
@@ -383,7 +384,8 @@ def _table(
             "mass. Check the likelihood, or give prior mass to a hypothesis that explains "
             "the data."
         )
-    posterior = (log_joint - log_evidence).exp()
+    # softmax, not exp(log p(x, h) - log p(x)): near 1e308, 1e308 + log 2 == 1e308
+    posterior = torch.softmax(log_joint, 0)
     return BayesTable(
         hypotheses=hypotheses,
         prior=prior_col,

@@ -123,7 +123,7 @@ class Autoencoder(ModelBase):
         optional(one_of, "output_activation", output_activation, choices=ACTIVATIONS)
         self.validate = boolean("validate", validate)
         seed = check_seed("seed", seed)
-        features = self.num_features = int(torch.Size(self.x_shape).numel())
+        features = self.num_features = math.prod(self.x_shape)  # 2**63 overflows a Size
         mlp_size(
             "`x_dim`, `code_dim` and `hidden`",
             [(features, *hidden, self.code_dim), (self.code_dim, *hidden[::-1], features)],

@@ -148,7 +148,7 @@ def pair_and_args(
     if args and callable(args[0]) and not isinstance(args[0], type):
         return model, args[0], tuple(args[1:])
     raise ValueError(
-        "pass the guide: `f(model, guide, *args)` (Pyro's convention), `f(model, *data, "
-        f"guide=guide)`, or a pvae model with `.model` and `.guide`; got {type(model).__name__}"
-        " and no callable guide."
+        "`guide` is missing: pass it as `f(model, guide, *args)` (Pyro's convention), "
+        "`f(model, *data, guide=guide)`, or a pvae model with `.model` and `.guide`; got "
+        f"{type(model).__name__} and no callable `guide`."
     )

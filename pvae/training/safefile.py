@@ -79,7 +79,13 @@ class FileFormatError(ValueError):
 def _open_regular(path: Path) -> tuple[int, int]:
     """Open ``path`` for reading if it is a regular file; ``(fd, size)``."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    info = os.stat(path)  # follows symlinks: a link to /dev/zero is a device
+    try:
+        info = os.stat(path)  # follows symlinks: a link to /dev/zero is a device
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"`path` {str(path)!r} does not exist (no such file or directory). "
+            "Pass the path of a .safetensors file."
+        ) from None
     if not stat.S_ISREG(info.st_mode):
         raise ValueError(_not_regular(path, info.st_mode))
     fd = os.open(path, flags)  # non-blocking: a FIFO swapped in after stat cannot hang

@@ -127,7 +127,13 @@ def test_as_batches(tier):
         def single(item):
             return isinstance(item, int | float | complex) or getattr(item, "ndim", 1) == 0
 
-        if isinstance(x, tuple) and not all(map(single, x)):  # components, such as (x, y)
+        def array(item):
+            return isinstance(item, torch.Tensor | np.ndarray) and item.ndim > 0
+
+        # components, such as (x, y): a tuple, or a list of arrays (as documented)
+        if (isinstance(x, tuple) and not all(map(single, x))) or (
+            isinstance(x, list) and x and all(map(array, x))
+        ):
             refs = [_reference_tensor(item) for item in x]
         else:
             refs = [_reference_tensor(x)]

@@ -10,7 +10,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from hypothesis import strategies as st
-from scipy.special import logsumexp
+from scipy.special import logsumexp, softmax
 
 import pvae
 
@@ -81,7 +81,9 @@ def _reference(prior, lik, log_space, normalize):
         log_lik = col if log_space else np.log(col)
     log_joint = np.where(log_p > -np.inf, log_lik + log_p, -np.inf)
     log_ev = logsumexp(log_joint)
-    return log_ev, np.exp(log_joint - log_ev), log_p
+    # softmax, not exp(log_joint - log_ev): near 1e308, 1e308 + log 2 rounds to 1e308 and
+    # exp(log_joint - log_ev) gives [1, 1] for two equal hypotheses, not a distribution
+    return log_ev, softmax(log_joint), log_p
 
 
 def test_bayes_rule(tier):
