@@ -6,8 +6,16 @@ param store, seed 0, Pyro validation on, float32 as the default dtype, and one t
 """
 
 import os
+import signal
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# A shell without job control starts background jobs with Ctrl-C ignored (SIG_IGN), and
+# Python then installs no KeyboardInterrupt handler. The interrupt tests and doctests need
+# what an interactive session has: Python's own handler (children started by the tests get
+# the default disposition back at exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pyro  # noqa: E402
 import pytest  # noqa: E402
