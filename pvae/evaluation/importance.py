@@ -272,6 +272,13 @@ def _evaluate(model, guide, data, num_particles, max_elements, device, progress)
     per_pass = max(1, max_elements // size)  # (particle, example) pairs in one pass
     chunk = max(1, per_pass // num_particles)
     batches = list(as_batches(data, batch_size=chunk))
+    for batch in batches:
+        for t in batch:
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ValueError(
+                    "`data` holds non-finite values (inf or NaN): the density of such data "
+                    "is undefined. Remove or impute them first."
+                )
     first = _to(batches[0], device)
     try:
         structure = _traces.inspect(model, guide, first, {})

@@ -176,3 +176,20 @@ def test_beta_weights_training_not_the_evaluated_density():
     weighted = evaluate(vae, x, num_particles=50, seed=0)
     assert weighted.log_evidence == pytest.approx(plain.log_evidence, abs=1e-6)
     assert weighted.elbo == pytest.approx(plain.elbo, abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [[float("inf")], [float("-inf"), 0.5]])
+def test_non_finite_data_are_refused_by_name(bad):
+    """Found by the slow fuzz tier: inf data reached Pyro as a NaN log-density warning."""
+
+    def model(x):
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.Normal(x / 2, 0.5**0.5))
+
+    with pytest.raises(ValueError, match="`data` holds non-finite values"):
+        evaluate(model, torch.tensor(bad), guide=guide, num_particles=1, progress=False)
