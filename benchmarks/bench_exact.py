@@ -24,7 +24,7 @@ their ratio comes from the same stretch of machine load.
 Usage::
 
     .venv/bin/python benchmarks/bench_exact.py [--networks asia alarm ...] [--repeats 5]
-    .venv/bin/python benchmarks/bench_exact.py --all --repeats 5 --timeout 400  # all 20
+    .venv/bin/python benchmarks/bench_exact.py --all --repeats 5 --timeout 600  # all 20
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import pyro
 import torch
 from pyro.distributions.util import scale_and_mask
 
-__all__ = ["exact_log_probs"]
+__all__ = ["exact_log_prob", "exact_log_probs"]
 
 
 def _zero_probability(fn: Any, value: torch.Tensor) -> torch.Tensor | None:
@@ -58,6 +58,32 @@ def _zero_probability(fn: Any, value: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
+#: Distributions whose clamped log-density of a value of probability 0 is at most
+#: :math:`\log\epsilon` (plus the tiny log-normalizer of the clamped ``probs``).
+_CLAMPED_TO_EPS = (
+    torch.distributions.Bernoulli,
+    torch.distributions.Categorical,
+    torch.distributions.OneHotCategorical,
+)
+
+
+def exact_log_prob(fn: Any, value: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
+    r"""``log_p`` (``fn.log_prob(value)``) with exactly -inf where ``value`` has probability 0.
+
+    For a Bernoulli or a Categorical, torch's clamp scores an impossible value at most
+    :math:`\log \epsilon + 10^{-6}`, so when every entry of ``log_p`` is above
+    :math:`\log\epsilon + 1` nothing is impossible and ``probs`` need not be read.
+    """
+    if isinstance(fn, _CLAMPED_TO_EPS) and log_p.is_floating_point():
+        floor = math.log(torch.finfo(log_p.dtype).eps) + 1.0
+        if not bool((log_p < floor).any()):
+            return log_p
+    zero = _zero_probability(fn, value)
+    if zero is None or not bool(zero.any()):
+        return log_p
+    return torch.where(zero, -math.inf, log_p)
+
+
 def exact_log_probs(trace) -> None:
     """Set ``log_prob`` to exactly -inf where a site's value has probability 0.
 
@@ -69,10 +95,9 @@ def exact_log_probs(trace) -> None:
     for site in trace.nodes.values():
         if site["type"] != "sample" or "unscaled_log_prob" not in site:
             continue
-        zero = _zero_probability(site["fn"], site["value"])
-        if zero is None or not bool(zero.any()):
+        log_p = exact_log_prob(site["fn"], site["value"], site["unscaled_log_prob"])
+        if log_p is site["unscaled_log_prob"]:
             continue
-        log_p = torch.where(zero, -math.inf, site["unscaled_log_prob"])
         site["unscaled_log_prob"] = log_p
         site["log_prob"] = scale_and_mask(log_p, site["scale"], site["mask"])
         site["log_prob_sum"] = site["log_prob"].sum()

@@ -8,8 +8,9 @@ are checked against.
   (prior x likelihood -> joint -> evidence -> posterior);
 - :mod:`pvae.exact.enumeration` -- :func:`enumerate_posterior`: Bayes' rule on a whole model;
 - :mod:`pvae.exact.posterior` -- :class:`ExactPosterior`, the record it returns;
-- :mod:`pvae.exact.parallel`, :mod:`pvae.exact.factored` (with :mod:`pvae.exact.factors`
-  and :mod:`pvae.exact.elimination`), :mod:`pvae.exact.sequential` -- its three engines,
+- :mod:`pvae.exact.parallel`, :mod:`pvae.exact.factored` (with :mod:`pvae.exact.factors`,
+  :mod:`pvae.exact.scopes`, :mod:`pvae.exact.runs` and :mod:`pvae.exact.elimination`),
+  :mod:`pvae.exact.sequential` -- its three engines,
   and :mod:`pvae.exact.sites`, the mask and scale convention they share;
 - :mod:`pvae.exact.queries` -- conditional queries (``given=``) on an exact posterior;
 - :mod:`pvae.exact.toy` -- classic small models with published answers.

@@ -33,7 +33,15 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["MAX_TABLE", "Plan", "TableTooLarge", "backtrack", "log_partition", "plan"]
+__all__ = [
+    "MAX_TABLE",
+    "Plan",
+    "TableTooLarge",
+    "backtrack",
+    "log_partition",
+    "log_partition_exp",
+    "plan",
+]
 
 #: The largest table (entries) an elimination order may create: 2**27 float64 entries is
 #: 1 GiB, and the backward pass for the marginals keeps each table once more.
@@ -54,15 +62,58 @@ class Plan(NamedTuple):
     total: int  # entries of all tables created
 
 
-def _fill(v, graph, cards) -> tuple[int, int]:
-    nbrs = list(graph[v])
-    fill = 0
-    for i, a in enumerate(nbrs):
-        ga = graph[a]
-        for b in nbrs[i + 1 :]:
-            if b not in ga:
-                fill += cards[a] * cards[b]
-    return fill, cards[v] * math.prod(cards[u] for u in nbrs)
+class _Graph:
+    """The interaction graph as bitsets: bit ``j`` of ``adj[i]`` is set if sites i, j meet."""
+
+    def __init__(self, sites: list, scopes: list, cards: dict):
+        index = {v: i for i, v in enumerate(sites)}
+        self.card = [cards[v] for v in sites]
+        self.adj = [0] * len(sites)
+        for sc in scopes:
+            mask = sum(1 << index[u] for u in set(sc))
+            for u in set(sc):
+                self.adj[index[u]] |= mask & ~(1 << index[u])
+        self.by_card: dict[int, int] = {}  # cardinality -> bitset of the sites that have it
+        for i, k in enumerate(self.card):
+            self.by_card[k] = self.by_card.get(k, 0) | (1 << i)
+
+    @staticmethod
+    def members(mask: int) -> list[int]:
+        out = []
+        while mask:
+            low = mask & -mask
+            out.append(low.bit_length() - 1)
+            mask ^= low
+        return out
+
+    def score(self, i: int) -> tuple[int, int]:
+        """(weighted fill-in, size of the table) of eliminating site ``i`` now."""
+        nbrs = self.adj[i]
+        kinds = [(k, m & nbrs) for k, m in self.by_card.items() if m & nbrs]
+        fill, size = 0, self.card[i]
+        for a in self.members(nbrs):
+            size *= self.card[a]
+            missing = nbrs & ~self.adj[a] & ~(1 << a)
+            if missing:
+                fill += self.card[a] * sum(k * (missing & m).bit_count() for k, m in kinds)
+        return fill // 2, size
+
+    def eliminate(self, i: int) -> int:
+        """Remove site ``i`` and join its neighbours; the sites whose score may change: its
+        neighbours, and the sites with two or more of them as neighbours (an edge among
+        their neighbours may be new)."""
+        nbrs, bit = self.adj[i], 1 << i
+        for a in self.members(nbrs):
+            self.adj[a] = (self.adj[a] | nbrs) & ~bit & ~(1 << a)
+        near = 0
+        for a in self.members(nbrs):
+            near |= self.adj[a]
+        touched = nbrs
+        for u in self.members(near & ~nbrs & ~bit):
+            if (self.adj[u] & nbrs).bit_count() >= 2:
+                touched |= 1 << u
+        self.adj[i] = 0
+        return touched
 
 
 def plan(scopes: list[tuple[str, ...]], cards: dict[str, int], order_index: dict) -> Plan:
@@ -81,35 +132,29 @@ def plan(scopes: list[tuple[str, ...]], cards: dict[str, int], order_index: dict
     -------
     Plan
     """
-    graph: dict[str, set] = {v: set() for v in cards}
-    for sc in scopes:
-        for a in sc:
-            graph[a].update(b for b in sc if b != a)
-    heap = [(*_fill(v, graph, cards), order_index[v], v) for v in graph]
+    sites = sorted(cards, key=order_index.__getitem__)
+    g = _Graph(sites, scopes, cards)
+    current = {i: g.score(i) for i in range(len(sites))}
+    heap = [(*score, i) for i, score in current.items()]
     heapq.heapify(heap)
-    current = {v: (h[0], h[1]) for *h, _, v in heap}
     order, steps, largest, largest_scope, total = [], [], 0, (), 0
+    gone: set[int] = set()
     while heap:
-        fill, weight, _, v = heapq.heappop(heap)
-        if v not in graph or current[v] != (fill, weight):
+        fill, weight, i = heapq.heappop(heap)
+        if i in gone or current[i] != (fill, weight):
             continue
-        nbrs = graph.pop(v)
-        union = tuple(sorted(nbrs | {v}, key=order_index.__getitem__))
+        gone.add(i)
+        v = sites[i]
+        union = tuple(sites[j] for j in sorted([*g.members(g.adj[i]), i]))
         size = math.prod(cards[u] for u in union)
         total += size
         if size > largest:
             largest, largest_scope = size, union
         order.append(v)
         steps.append((v, union))
-        touched = set(nbrs)
-        for a in nbrs:
-            graph[a].discard(v)
-            graph[a].update(b for b in nbrs if b != a)
-        for a in nbrs:
-            touched.update(graph[a])
-        for a in touched:
-            current[a] = _fill(a, graph, cards)
-            heapq.heappush(heap, (*current[a], order_index[a], a))
+        for j in g.members(g.eliminate(i)):
+            current[j] = g.score(j)
+            heapq.heappush(heap, (*current[j], j))
     return Plan(tuple(order), tuple(steps), largest, largest_scope, total)
 
 
@@ -131,12 +176,12 @@ def refuse_large(p: Plan, cards: dict, max_table: int) -> None:
 
 def _safe_logsumexp(t: torch.Tensor, axis: int) -> torch.Tensor:
     """:math:`\\log\\sum\\exp` along ``axis``, -inf (with a zero gradient) on all -inf slices."""
-    m = t.amax(axis, keepdim=True).detach()
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    m = t.amax(axis, keepdim=True).detach().nan_to_num(0.0, 0.0, 0.0)
     s = (t - m).exp().sum(axis)
-    ok = s > 0
-    out = torch.log(torch.where(ok, s, torch.ones_like(s))) + m.squeeze(axis)
-    return torch.where(ok, out, torch.full_like(out, -math.inf))
+    zero = s == 0
+    if not bool(zero.any()):
+        return s.log() + m.squeeze(axis)
+    return s.masked_fill(zero, 1.0).log().masked_fill(zero, -math.inf) + m.squeeze(axis)
 
 
 def _aligned(scope: tuple, table: torch.Tensor, union: tuple, cards: dict) -> torch.Tensor:
@@ -190,6 +235,79 @@ def log_partition(
     log_z = torch.zeros((), dtype=torch.float64)
     for _, t in pool.values():
         log_z = log_z + t.sum()  # scalars: scopes are empty after elimination
+    return log_z
+
+
+#: A step of the probability-space pass (:func:`log_partition_exp`) whose largest entry is
+#: below this goes back to log space: products of entries this small could lose precision
+#: in float64's subnormal range.
+TINY = 1e-280
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _shift(t: torch.Tensor) -> torch.Tensor:
+    """The largest entry of ``t`` (detached), 0 where it is not finite."""
+    return t.detach().amax().nan_to_num(0.0, 0.0, 0.0) if t.numel() else t.new_zeros(())
+
+
+def log_partition_exp(
+    tables: list[tuple[tuple[str, ...], torch.Tensor]], p: Plan, cards: dict
+) -> torch.Tensor | None:
+    r"""The same :math:`\log Z` as :func:`log_partition`, each step a contraction in
+    probability space; None when that would lose precision (the caller then uses
+    :func:`log_partition`).
+
+    Every table is exponentiated after subtracting its largest log-entry, and every step
+    (the tables that mention the site, the site summed out) is one ``torch.einsum``,
+    which needs no table over the union of their scopes; its result is divided by its
+    largest entry, and the logs of all these scales are added to the result:
+
+    .. math::
+
+        \log Z = \sum_k \log m_k + \log \sum_z \prod_i \tilde f_i(z_{S_i}),
+        \qquad \max \tilde f_i = 1 .
+
+    A step whose largest entry is below :data:`TINY` (or 0: data of probability 0, or an
+    underflow) returns None. Differentiable like :func:`log_partition`.
+    """
+    pool, offset = {}, torch.zeros((), dtype=torch.float64)
+    by_site: dict[str, set] = {}
+    for i, (sc, t) in enumerate(tables):
+        m = _shift(t)
+        pool[i] = (sc, (t - m).exp())
+        offset = offset + m
+        for s in sc:
+            by_site.setdefault(s, set()).add(i)
+    next_id = len(pool)
+    for v, union in p.steps:
+        ids = by_site.pop(v, set())
+        if not ids:
+            continue
+        if len(union) > len(_LETTERS):
+            return None
+        letter = dict(zip(union, _LETTERS, strict=False))
+        operands, inputs = [], []
+        for i in sorted(ids):
+            sc, t = pool.pop(i)
+            for s in sc:
+                if s != v:
+                    by_site[s].discard(i)
+            operands.append(t)
+            inputs.append("".join(letter[s] for s in sc))
+        out_scope = tuple(u for u in union if u != v)
+        equation = ",".join(inputs) + "->" + "".join(letter[s] for s in out_scope)
+        reduced = torch.einsum(equation, *operands)
+        m = reduced.detach().amax() if reduced.numel() else reduced.new_ones(())
+        if not bool(m >= TINY):
+            return None
+        pool[next_id] = (out_scope, reduced / m)
+        offset = offset + m.log()
+        for s in out_scope:
+            by_site[s].add(next_id)
+        next_id += 1
+    log_z = offset
+    for _, t in pool.values():
+        log_z = log_z + t.sum().log()  # scalars: scopes are empty after elimination
     return log_z
 
 

@@ -18,8 +18,9 @@ to get the evidence, and divide.
     at 64.
 ``"factor"`` (:mod:`pvae.exact.factored`)
     For plate-free models of any size: each site's factor (scope and table) is read off a
-    few runs that enumerate at most 56 latents at a time (:mod:`pvae.exact.factors`), then
-    eliminated in float64 log space by a weighted min-fill order
+    few runs of the model, at most 56 tensor dimensions each, latents of one cardinality
+    sharing dimensions where there are more (:mod:`pvae.exact.factors`,
+    :mod:`pvae.exact.scopes`), then eliminated in float64 by a weighted min-fill order
     (:mod:`pvae.exact.elimination`); all marginals from one backward pass. The largest
     table the order needs is computed before anything is allocated, and an order that
     needs more than ``max_table`` entries is refused, naming the size and the sites.
@@ -63,7 +64,7 @@ from pyro import poutine
 
 from pvae import _checks
 from pvae._traces import max_plate_nesting
-from pvae.exact import factored, factors, parallel, sequential
+from pvae.exact import factored, factors, parallel, runs, sequential
 from pvae.exact.bayes import bayes_rule
 from pvae.exact.elimination import MAX_TABLE
 from pvae.exact.posterior import ExactPosterior
@@ -85,7 +86,10 @@ _METHODS = ("auto", "parallel", "factor", "sequential")
 #: Tensor dimensions torch allows; the parallel engine needs one per latent and per plate.
 TORCH_MAX_DIMS = 64
 #: ``method="auto"`` sends a plate-free model with more latent sites than this to the factor
-#: engine (up to it the parallel engine is faster: hailfinder, 56 latents, 0.2 s vs 0.6 s).
+#: engine. Up to it neither engine is faster throughout (CPU ms on the bnlearn networks:
+#: alarm 68 parallel vs 68 factor, hailfinder 81 vs 73, but water 61 vs 89 and mildew 97
+#: vs 134, whose large tables suit the parallel engine's one einsum), and the parallel
+#: engine also takes plates.
 PARALLEL_MAX_LATENTS = 60
 #: What a model that cannot run on enumerated tensors raises there (and not in a plain run).
 _ENUMERATION_ERRORS = (
@@ -270,8 +274,12 @@ def _parallel(model, args, kwargs, plain, latents, dtype, method):
         return None, why
     if not math.isfinite(result.log_partition):
         raise impossible_evidence(zero_observed(result.trace))
+    drawn = None
+    if not max_plate_nesting(plain):  # one value per latent: the plain draw is a test point
+        values = {s: plain.nodes[s]["value"].detach() for s in latents}
+        drawn = (values, runs.log_joint(runs.from_trace(plain, dtype)))
     why = parallel.check(
-        result, lambda values: sequential.log_joint_at(model, args, kwargs, values, dtype)
+        result, lambda values: runs.log_joint_at(model, args, kwargs, values, dtype), drawn
     )
     if why:
         if method == "parallel":
@@ -321,8 +329,8 @@ def _factor(model, args, kwargs, plain, latents, dtype, max_table, method):
     drawn = {s: plain.nodes[s]["value"].detach() for s in latents}
     why = factors.check(
         result.factors,
-        lambda values: sequential.log_joint_at(model, args, kwargs, values, dtype),
-        (drawn, sequential.log_joint_of(plain, latents)),
+        lambda values: runs.log_joint_at(model, args, kwargs, values, dtype),
+        (drawn, runs.log_joint(runs.from_trace(plain, dtype))),
     )
     if why:
         if method == "factor":

@@ -2,19 +2,23 @@ r"""Recover each site's factor -- its scope and log-table -- from a plate-free P
 
 The factor engine (:mod:`pvae.exact.elimination`) needs, for every sample site :math:`i`,
 the latent sites its density depends on (its scope :math:`S_i`) and the table
-:math:`\log p(v_i \mid v_{S_i})` over all their joint values. Both are read off runs of
-the model in which a chosen set :math:`E` of at most :data:`MAX_DIMS` latent sites is
-enumerated (each on its own tensor dimension, Pyro's parallel enumeration) and every
-other latent is held at the value it took in one plain run:
+:math:`\log p(v_i \mid v_{S_i})` over all their joint values. Both are read off a few
+runs of the model (:mod:`pvae.exact.runs`) in which some latents are enumerated along
+tensor dimensions (Pyro's parallel enumeration, at most :data:`MAX_DIMS` dimensions) and
+every other latent is held at its first support value:
 
-1. **scopes** -- the latents are enumerated in consecutive chunks of :data:`MAX_DIMS`;
-   a site's log-density varies along the dimension of every enumerated site it depends on,
-   so the non-singleton dimensions of its log-prob tensor, over all chunks, are its scope;
+1. **scopes** (:mod:`pvae.exact.scopes`) -- a site's distribution varies along the
+   dimension of every enumerated latent it depends on. Up to :data:`MAX_DIMS` latents are
+   enumerated in one run, each on its own dimension; past that, latents of equal
+   cardinality share dimensions in one or a few differently grouped runs, which narrow
+   the scopes down to candidates (a network of a thousand sites needs two to five runs
+   in all, not twenty);
 2. **tables** -- a site whose scope fell inside one chunk already has its table; the rest
-   are covered greedily by runs that enumerate the union of several scopes at once (at most
-   :data:`MAX_DIMS` sites), so a network of a thousand sites needs a few dozen runs;
+   are read off runs in which the members of every scope have distinct dimensions
+   (a colouring: latents that share no scope share a dimension), usually one run;
 3. **soundness** -- in every table run a site's log-density must vary only along its own
-   scope (else :class:`ControlFlow`), and :func:`check` compares the factors' log joint at
+   scope (else :class:`ControlFlow`), every table's parameters are validated over the
+   whole table and NaN is refused, and :func:`check` compares the factors' log joint at
    two full assignments with plain runs of the model, which catches Python control flow
    on sampled values that hides a dependency.
 
@@ -31,19 +35,17 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import pyro
 import torch
-from pyro import poutine
 from pyro.distributions.util import scale_and_mask
-from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 
-from pvae.exact.sites import common_scale, default_dtype, exact_log_probs, is_deterministic
+from pvae.exact import runs, scopes
+from pvae.exact.sites import common_scale, is_deterministic
 
 __all__ = ["MAX_DIMS", "ControlFlow", "Factor", "Factors", "check", "recover", "unsupported"]
 
 #: Latent sites enumerated in one run of the model (torch allows 64 tensor dimensions).
-MAX_DIMS = 56
+MAX_DIMS = scopes.MAX_DIMS
 
 
 class ControlFlow(ValueError):
@@ -83,84 +85,40 @@ def unsupported(plain) -> str:
     return ""
 
 
-class _Probe(Messenger):
-    """Enumerate the sites in ``enumerate`` in parallel; hold the other latents fixed."""
-
-    def __init__(self, enumerate: set, fixed: dict):
-        super().__init__()
-        self.enumerate, self.fixed = enumerate, fixed
-
-    def _pyro_sample(self, msg: dict) -> None:
-        name = msg["name"]
-        if msg["is_observed"] or site_is_subsample(msg) or is_deterministic(msg):
-            return
-        if name in self.enumerate:
-            msg["infer"] = {**msg["infer"], "enumerate": "parallel", "expand": False}
-        elif name in self.fixed:
-            msg["value"], msg["is_observed"] = self.fixed[name], True
-        else:
-            raise ControlFlow(
-                f"latent site {name!r} occurs in an enumerated run but not in the plain run "
-                "(its existence depends on sampled values)"
-            )
-
-
-def _run(model, args, kwargs, enumerated: set, fixed: dict, dtype, targets=None):
-    """One enumerated run: ``{site: (unscaled log-prob, mask, scale)}`` and each enum dim.
-
-    With ``targets``, only those sites' log-densities are computed.
-    """
-    probe = _Probe(enumerated, fixed)
-    enum = poutine.enum(probe(model), first_available_dim=-1)
-    with default_dtype(dtype), torch.no_grad(), pyro.validation_enabled(False):
-        try:
-            trace = poutine.trace(enum).get_trace(*args, **kwargs)
-            trace.compute_log_prob(
-                (lambda name, site: name in targets) if targets is not None else (lambda *_: True)
-            )
-        except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as err:
-            if isinstance(err, RuntimeError) and "alloc" in str(err).lower():
-                raise ValueError(
-                    f"Running the model with {len(enumerated)} latent sites enumerated at once "
-                    f"ran out of memory ({err}): some site's density depends on so many latent "
-                    "sites that its own table does not fit. Exact enumeration cannot take this "
-                    "model; approximate the posterior with a guide and SVI (`pvae.fit`)."
-                ) from err
-            raise ControlFlow(
-                f"{type(err).__name__} when the model ran with {len(enumerated)} latent sites "
-                f"enumerated: {err}"
+def _run(model, args, kwargs, dims: dict, supports: dict, fixed: dict, dtype) -> runs.Run:
+    """One run with ``dims`` enumerated (see :mod:`pvae.exact.runs`); errors as ControlFlow."""
+    try:
+        return runs.run(model, args, kwargs, dims, supports, fixed, dtype)
+    except runs.UnknownLatent as err:
+        raise ControlFlow(str(err)) from err
+    except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as err:
+        if isinstance(err, RuntimeError) and "alloc" in str(err).lower():
+            raise ValueError(
+                f"Running the model with {len(dims)} latent sites enumerated at once ran out "
+                f"of memory ({err}): some site's density depends on so many latent sites "
+                "that its own table does not fit. Exact enumeration cannot take this model; "
+                "approximate the posterior with a guide and SVI (`pvae.fit`)."
             ) from err
-    exact_log_probs(trace)
-    dims, terms = {}, {}
-    for name, site in trace.nodes.items():
-        if site["type"] != "sample" or site_is_subsample(site) or is_deterministic(site):
-            continue
-        if name in enumerated:
-            dims[name] = site["infer"]["_enumerate_dim"]
-        if "unscaled_log_prob" not in site:
-            continue
-        terms[name] = (site["unscaled_log_prob"], site["mask"], site["scale"])
-    return dims, terms
+        raise ControlFlow(
+            f"{type(err).__name__} when the model ran with {len(dims)} latent sites "
+            f"enumerated: {err}"
+        ) from err
 
 
-def _varies(tensor: torch.Tensor, dims: dict) -> set:
-    """The enumerated sites along whose dimension ``tensor`` is not a singleton."""
+def _varying_dims(tensor: torch.Tensor) -> set:
+    """The (negative) dimensions along which ``tensor`` is not a singleton."""
     n = tensor.dim()
-    return {s for s, d in dims.items() if -d <= n and tensor.shape[d] > 1}
+    return {d - n for d in range(n) if tensor.shape[d] > 1}
 
 
 def _table(tensor: torch.Tensor, scope: tuple, dims: dict) -> torch.Tensor:
     """``tensor`` as a table over ``scope`` (each axis one site, in scope order)."""
-    m = max([-d for d in dims.values()] + [tensor.dim()])
+    m = max([-dims[s] for s in scope] + [tensor.dim()])
     t = tensor.reshape((1,) * (m - tensor.dim()) + tuple(tensor.shape))
     axes = [m + dims[s] for s in scope]
     rest = [a for a in range(m) if a not in axes]
     t = t.permute(axes + rest)
     return t.reshape(t.shape[: len(axes)]).to(torch.float64)
-
-
-def _chunks(items: list, size: int) -> list:
-    return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
 
 
 def recover(model, args, kwargs, plain, latents: list[str], dtype, max_table: int) -> Factors:
@@ -172,7 +130,8 @@ def recover(model, args, kwargs, plain, latents: list[str], dtype, max_table: in
         If the model fails on enumerated values, or a site's density varies with a site
         outside the scope found for it.
     ValueError
-        If a site's own table would have more than ``max_table`` entries.
+        If a site's own table would have more than ``max_table`` entries, or a site's
+        parameters are invalid for some values of the sites it depends on.
     """
     index = {s: i for i, s in enumerate(latents)}
     supports = {
@@ -181,89 +140,103 @@ def recover(model, args, kwargs, plain, latents: list[str], dtype, max_table: in
         .reshape((-1,) + tuple(plain.nodes[s]["fn"].event_shape))
         for s in latents
     }
+    cards = {s: supports[s].shape[0] for s in latents}
     # held at their first support value, so that the plain run's own (random) assignment
     # is a real test of the factors (see `check`)
     fixed = {s: supports[s][0].expand(plain.nodes[s]["value"].shape).clone() for s in latents}
-    scope: dict[str, set] = {}
-    found: dict[str, tuple] = {}  # site -> (tensor, dims) of a run holding its whole scope
-    chunks = _chunks(latents, MAX_DIMS)
-    runs = 0
-    first_terms = None
-    for chunk in chunks:
-        dims, terms = _run(model, args, kwargs, set(chunk), fixed, dtype)
-        runs += 1
-        first_terms = first_terms or terms
-        for name, (log_p, _, _) in terms.items():
-            scope.setdefault(name, set()).update(_varies(log_p, dims))
-            if name in dims:
-                scope[name].add(name)
-        for name in terms:
-            if scope[name] and scope[name] <= set(chunk):
-                found.setdefault(name, (terms[name], dims))
+
+    def run(dims):
+        return _run(model, args, kwargs, dims, supports, fixed, dtype)
+
+    # up to MAX_DIMS latents one chunk run reads every table; past that, shared dimensions
+    many = len(latents) > MAX_DIMS
+    grouped = scopes.by_groups(run, latents, cards) if many else None
+    if grouped is not None and any(len(grouped[0][n]) > MAX_DIMS for n in grouped[1]):
+        grouped = None  # candidates left over too many for one table run: chunks settle them
+    if grouped is not None:
+        scope, _, scope_runs = grouped
+        tables_from = []  # shared dimensions: no table can be read off these runs
+    else:
+        scope, scope_runs = scopes.by_chunks(run, latents)
+        tables_from = scope_runs
+    found: dict[str, runs.Run] = {}
+    for name, sc in scope.items():
+        r = next((r for r in tables_from if name in r.sites and sc <= r.dims.keys()), None)
+        if not sc:  # an observation free of every latent: any run has its density
+            r = next(r for r in scope_runs if name in r.sites)
+        if r is not None:
+            found[name] = r
     ordered = {n: tuple(sorted(sc, key=index.__getitem__)) for n, sc in scope.items()}
-    found = {n: run for n, run in found.items() if set(ordered[n]) <= set(run[1])}
-    for name, sc in ordered.items():
-        size = math.prod(supports[s].shape[0] for s in sc)
-        if size > max_table:
-            raise ValueError(
-                f"the factor of site {name!r} alone is a table of {size:.4g} entries over "
-                f"{len(sc)} latent sites, above `max_table`={max_table:.4g}. Exact "
-                "enumeration cannot take this model at this size; approximate the posterior "
-                "with a guide and SVI (`pvae.fit`)."
-            )
-    pending = [n for n, sc in ordered.items() if sc and n not in found]
-    while pending:
-        enumerated: set = set()
-        for name in pending:
-            if len(enumerated | set(ordered[name])) <= MAX_DIMS:
-                enumerated |= set(ordered[name])
-        if not enumerated:
-            name = pending[0]
-            raise ValueError(
-                f"site {name!r} depends on {len(ordered[name])} latent sites, more than the "
-                f"{MAX_DIMS} one run of the model can enumerate; its table alone would have "
-                f"{math.prod(supports[s].shape[0] for s in ordered[name]):.3g} entries."
-            )
-        targets = {n for n in pending if set(ordered[n]) <= enumerated}
-        dims, terms = _run(model, args, kwargs, enumerated, fixed, dtype, targets)
-        runs += 1
-        for name in pending:
-            if set(ordered[name]) <= enumerated:
-                found[name] = (terms[name], dims)
-        pending = [n for n in pending if n not in found]
-    return _assemble(latents, supports, ordered, found, first_terms, runs)
+    pending = [n for n in ordered if n not in found]
+    table_runs = scopes.colour(pending, ordered, cards)
+    for dims, targets in table_runs:
+        r = run(dims)
+        for name in targets:
+            if name not in r.sites:
+                raise ControlFlow(f"site {name!r} does not occur in every run of the model")
+            found[name] = r
+    count = len(scope_runs) + len(table_runs)
+    return _assemble(latents, supports, ordered, found, count, max_table)
 
 
-def _assemble(latents, supports, ordered, found, first_terms, runs) -> Factors:
-    factors, scales, free, free_unscaled = [], {}, 0.0, 0.0
-    for name, sc in ordered.items():
-        if not sc:  # an observation that depends on no latent
-            log_p, mask, scale = first_terms[name]
-            term = scale_and_mask(log_p, mask=mask).to(torch.float64)
-            free_unscaled += float(term.sum())
-            free += float(scale * term.sum())
-            continue
-        (log_p, mask, scale), dims = found[name]
-        extra = _varies(log_p, dims) - set(sc)
-        if extra:
-            raise ControlFlow(
-                f"the log-density of site {name!r} varies with {sorted(extra)!r}, which the "
-                "scope runs did not find it to depend on (Python control flow on sampled "
-                "values)"
-            )
-        if name not in supports:  # an observation: masked, inside the sum
-            log_p = scale_and_mask(log_p, mask=mask)
-        scales[name] = scale
-        factors.append(Factor(name, sc, _table(log_p, sc, dims)))
+def _assemble(latents, supports, ordered, found, count, max_table) -> Factors:
+    factors, scales, free = [], {}, [0.0, 0.0]  # free: scaled and unscaled
+    dtype = next(iter(found.values())).dtype if found else torch.float64
+    with runs.quiet(dtype):
+        for name, sc in ordered.items():
+            factor = _read(name, sc, found[name], supports, max_table, free)
+            if factor is not None:
+                scales[name] = found[name].sites[name]["scale"]
+                factors.append(factor)
     return Factors(
         latents=list(latents),
         supports=supports,
         factors=factors,
         scale=common_scale(scales),
-        free=free,
-        free_unscaled=free_unscaled,
-        runs=runs,
+        free=free[0],
+        free_unscaled=free[1],
+        runs=count,
     )
+
+
+def _read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: list):
+    """Site ``name``'s factor from run ``r``; None for an observation free of every latent
+    (its log-density is added to ``free`` instead)."""
+    msg = r.sites[name]
+    size = msg["fn"].batch_shape.numel() * (supports[name].shape[0] if name in supports else 1)
+    if size > max_table:
+        raise ValueError(
+            f"the factor of site {name!r} alone is a table of {size:.4g} entries over "
+            f"{len(r.scope(name))} latent sites, above `max_table`={max_table:.4g}. Exact "
+            "enumeration cannot take this model at this size; approximate the posterior "
+            "with a guide and SVI (`pvae.fit`)."
+        )
+    r.validate(name)
+    log_p = r.log_prob(name)
+    if bool(torch.isnan(log_p).any()):
+        raise ValueError(
+            f"site {name!r} has log-density NaN for some values of the sites it depends "
+            "on: its distribution's parameters are invalid there."
+        )
+    if not sc:  # an observation that depends on no latent
+        term = scale_and_mask(log_p, mask=msg["mask"]).to(torch.float64)
+        free[0] += float(msg["scale"] * term.sum())
+        free[1] += float(term.sum())
+        return None
+    if _varying_dims(log_p) - {r.dims[s] for s in sc}:
+        raise ControlFlow(
+            f"the log-density of site {name!r} varies with latent sites outside the "
+            "scope the scope runs found for it (Python control flow on sampled values)"
+        )
+    if name not in supports:  # an observation: masked, inside the sum
+        log_p = scale_and_mask(log_p, mask=msg["mask"])
+    table = _table(log_p, sc, r.dims)
+    # drop a candidate the scope runs could not rule out and the site does not depend on
+    keep = [i for i, s in enumerate(sc) if table.shape[i] > 1 or s == name]
+    if len(keep) < len(sc):
+        table = table.reshape([table.shape[i] for i in keep])
+        sc = tuple(sc[i] for i in keep)
+    return Factor(name, sc, table)
 
 
 def log_joint(factors: Factors, indices: dict[str, int]) -> float:
@@ -281,7 +254,7 @@ def check(factors: Factors, log_joint_at: Any, plain: tuple[dict, float]) -> str
     value, so both test assignments differ from it: the plain run's own draw ``plain``
     (``({site: value}, its unscaled log joint)``), and the last support value of every site,
     scored by ``log_joint_at(assignment)``, the unscaled log joint of one plain run with
-    every latent set to it (:func:`pvae.exact.sequential.log_joint_at`).
+    every latent set to it (:func:`pvae.exact.runs.log_joint_at`).
     """
     sizes = {s: factors.supports[s].shape[0] for s in factors.latents}
     drawn, drawn_log_joint = plain

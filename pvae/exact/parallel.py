@@ -228,34 +228,62 @@ def log_prob_of(result: Elimination, assignment: dict[str, Any]) -> float:
     return float(_contract(tree, result.sum_dims)) - result.log_partition
 
 
-def check(result: Elimination, log_joint_at) -> str:
+def _support(result: Elimination, name: str) -> torch.Tensor:
+    site = result.trace.nodes[name]
+    return site["value"].reshape((-1,) + site["fn"].event_shape)
+
+
+def _log_joint_at_indices(result: Elimination, indices: dict[str, int]) -> float:
+    """The enumerated factors' unscaled log joint with every latent at a support index."""
+    at_dim = {result.trace.nodes[n]["infer"]["_enumerate_dim"]: i for n, i in indices.items()}
+    total = torch.tensor(result.free_unscaled, dtype=torch.float64)
+    for leaves in result.tree.values():
+        for _, leaf in leaves:
+            t = packed.unpack(leaf, result.trace.symbol_to_dim)
+            for d in range(-t.dim(), result.first_dim + 1):
+                if t.shape[d] > 1:
+                    t = t.narrow(d, at_dim[d], 1)
+            total = total + t.sum()
+    return float(total)
+
+
+def check(result: Elimination, log_joint_at, plain: tuple[dict, float] | None = None) -> str:
     """ "" if the engine agrees with plain runs at two assignments, else why it does not.
 
+    The assignments: the plain run's own draw ``plain`` (``({site: value}, its unscaled log
+    joint)``, for a model without plates, where each latent is one value, and whose
+    latents have a dimension each), else the first support value of every latent; and the
+    last support value of every latent.
     ``log_joint_at(assignment)`` is the unscaled log joint of one plain run with every
-    latent set to the given value (:func:`pvae.exact.sequential.log_joint_at`).
+    latent set to the given value (:func:`pvae.exact.runs.log_joint_at`).
     """
-    for index in (0, -1):
-        total = torch.tensor(result.free_unscaled, dtype=torch.float64)
-        for leaves in result.tree.values():
-            for _, leaf in leaves:
-                t = packed.unpack(leaf, result.trace.symbol_to_dim)
-                for d in range(-t.dim(), result.first_dim + 1):
-                    if t.shape[d] > 1:
-                        t = t.narrow(d, index % t.shape[d], 1)
-                total = total + t.sum()
-        assignment = {}
+    points = []
+    dims = [result.trace.nodes[n]["infer"]["_enumerate_dim"] for n in result.latents]
+    if len(set(dims)) < len(dims):  # pyro.markov recycles dims: one index per dim
+        plain = None
+    if plain is not None:
+        drawn, score = plain
+        indices = {}
         for name in result.latents:
-            site = result.trace.nodes[name]
-            support = site["value"].reshape((-1,) + site["fn"].event_shape)
-            assignment[name] = support[index]
-        plain = log_joint_at(assignment)
-        parallel = float(total)
-        same = (plain == parallel) or abs(plain - parallel) <= 1e-6 * (1 + abs(plain))
-        if not same and not (math.isinf(plain) and math.isinf(parallel)):
+            support = _support(result, name)
+            value = drawn[name].reshape(support.shape[1:])
+            equal = (support == value).reshape(len(support), -1).all(-1)
+            indices[name] = int(equal.to(torch.int64).argmax())
+        points.append((indices, score))
+    else:
+        points.append(({n: 0 for n in result.latents}, None))
+    points.append(({n: len(_support(result, n)) - 1 for n in result.latents}, None))
+    for indices, score in points:
+        assignment = {n: _support(result, n)[i] for n, i in indices.items()}
+        if score is None:
+            score = log_joint_at(assignment)
+        ours = _log_joint_at_indices(result, indices)
+        same = (score == ours) or abs(score - ours) <= 1e-6 * (1 + abs(score))
+        if not same and not (math.isinf(score) and math.isinf(ours)):
             return (
                 f"at the assignment {dict((k, v.tolist()) for k, v in assignment.items())} "
-                f"the enumerated run gives log p = {parallel:.6g} and a plain run "
-                f"{plain:.6g}: the model's Python code does not treat enumerated values as "
+                f"the enumerated run gives log p = {ours:.6g} and a plain run "
+                f"{score:.6g}: the model's Python code does not treat enumerated values as "
                 "a batch (control flow on sampled values, or a sum over all elements); "
                 "method='sequential' (or 'auto') replays it once per joint assignment"
             )

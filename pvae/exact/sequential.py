@@ -27,7 +27,7 @@ from pvae.exact.sites import (
     no_finite_support,
 )
 
-__all__ = ["Table", "equal", "log_joint_at", "log_joint_of", "replay_all"]
+__all__ = ["Table", "equal", "replay_all"]
 
 
 class Table(NamedTuple):
@@ -81,24 +81,6 @@ class _Odometer(pyro.poutine.messenger.Messenger):
         msg["value"], msg["done"] = value, True
 
 
-class _SetLatents(pyro.poutine.messenger.Messenger):
-    """Set the named latent sites to given values; note any other latent met."""
-
-    def __init__(self, values: dict[str, torch.Tensor]):
-        super().__init__()
-        self.values, self.other = values, []
-
-    def _pyro_sample(self, msg):
-        if msg["is_observed"] or site_is_subsample(msg) or is_deterministic(msg):
-            return
-        if msg["name"] not in self.values:
-            self.other.append(msg["name"])
-            return
-        fn = msg["fn"]
-        msg["value"] = self.values[msg["name"]].expand(fn.batch_shape + fn.event_shape)
-        msg["done"] = True
-
-
 def _terms(trace, latents) -> tuple[float, float, dict]:
     """(latent own factors, masked observed terms, scale per site) of one run, unscaled."""
     trace.compute_log_prob()
@@ -114,26 +96,6 @@ def _terms(trace, latents) -> tuple[float, float, dict]:
         else:
             log_lik += float(scale_and_mask(site["unscaled_log_prob"], mask=site["mask"]).sum())
     return log_prior, log_lik, scales
-
-
-def log_joint_of(trace, latents) -> float:
-    """Unscaled log joint of a trace that has been run (the convention of :mod:`.sites`)."""
-    log_prior, log_lik, _ = _terms(trace, set(latents))
-    return log_prior + log_lik
-
-
-def log_joint_at(model, args, kwargs, assignment: dict, dtype) -> float:
-    """Unscaled log joint of one plain run with the latents set to ``assignment``.
-
-    NaN when the run meets a latent site not in ``assignment`` (control flow).
-    """
-    setter = _SetLatents(assignment)
-    with default_dtype(dtype), torch.no_grad(), pyro.validation_enabled(False):
-        trace = poutine.trace(setter(model)).get_trace(*args, **kwargs)
-    if setter.other:
-        return math.nan
-    log_prior, log_lik, _ = _terms(trace, set(assignment))
-    return log_prior + log_lik
 
 
 def too_many(count: int, max_states: int, at_least: bool = False, why: str = "") -> ValueError:

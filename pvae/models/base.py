@@ -32,12 +32,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from pvae._checks import positive_int
+from pvae._checks import boolean, one_of, positive_int
+from pvae._checks import seed as check_seed
 from pvae._seed import seeded
 
 __all__ = ["ModelBase", "check_codes", "event_shape", "positive_ints"]
 
 _ids = itertools.count()
+
+#: The likelihoods of the semi-supervised and mixture VAEs.
+_DISCRETE_VAE_LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
 
 
 def positive_ints(name: str, values: Any, *, example: str = "(256,)") -> tuple[int, ...]:
@@ -140,6 +144,30 @@ class ModelBase(nn.Module):
     def device(self) -> torch.device:
         """The device holding the parameters."""
         return next(self.parameters()).device
+
+    def _discrete_vae_args(
+        self,
+        x_dim: Any,
+        z_dim: Any,
+        hidden: Any,
+        likelihood: Any,
+        activation: Any,
+        validate: Any,
+        seed: Any,
+    ) -> tuple[tuple[int, ...], str, str, int | None]:
+        """The checks the semi-supervised and mixture VAEs share: sets ``x_shape``, ``x_dim``,
+        ``z_dim`` and ``validate``; returns the checked ``(hidden, likelihood, activation,
+        seed)``."""
+        from pvae.models.networks import ACTIVATIONS  # networks imports this module
+
+        self.x_shape = event_shape(x_dim)
+        self.x_dim = self.x_shape if isinstance(x_dim, (tuple, list)) else self.x_shape[0]
+        self.z_dim = positive_int("z_dim", z_dim, example=8)
+        hidden = positive_ints("hidden", hidden)
+        activation = one_of("activation", activation, ACTIVATIONS)
+        likelihood = one_of("likelihood", likelihood, _DISCRETE_VAE_LIKELIHOODS)
+        self.validate = boolean("validate", validate)
+        return hidden, likelihood, activation, check_seed("seed", seed)
 
     def _check_x(self, x: Any, arg: str = "x") -> torch.Tensor:
         """Shape, dtype, device (always) and support (if ``validate``) checks on data."""

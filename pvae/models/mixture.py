@@ -43,12 +43,12 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from pvae._checks import boolean, one_of, positive_int
+from pvae._checks import positive_int
 from pvae._checks import seed as check_seed
 from pvae._seed import seeded
-from pvae.models.base import ModelBase, check_codes, event_shape, positive_ints
+from pvae.models.base import ModelBase, check_codes
 from pvae.models.likelihoods import make_likelihood
-from pvae.models.networks import ACTIVATIONS, MLPDecoder, MLPEncoder
+from pvae.models.networks import MLPDecoder, MLPEncoder
 
 __all__ = ["MixtureVAE"]
 
@@ -103,17 +103,10 @@ class MixtureVAE(ModelBase):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        self.x_shape = event_shape(x_dim)
-        self.x_dim = self.x_shape if isinstance(x_dim, (tuple, list)) else self.x_shape[0]
         self.num_components = positive_int("num_components", num_components, example=10)
-        self.z_dim = positive_int("z_dim", z_dim, example=8)
-        hidden = positive_ints("hidden", hidden)
-        activation = one_of("activation", activation, ACTIVATIONS)
-        likelihood = one_of(
-            "likelihood", likelihood, ("bernoulli", "continuous_bernoulli", "gaussian")
+        hidden, likelihood, activation, seed = self._discrete_vae_args(
+            x_dim, z_dim, hidden, likelihood, activation, validate, seed
         )
-        self.validate = boolean("validate", validate)
-        seed = check_seed("seed", seed)
         k, zd = self.num_components, self.z_dim
         with seeded(seed):
             self.encoder = MLPEncoder(self.x_shape, zd, hidden, activation)

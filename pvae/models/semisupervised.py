@@ -55,12 +55,12 @@ from torch import nn
 from torch.distributions import Distribution
 from torch.nn import functional as F
 
-from pvae._checks import boolean, nonnegative_float, one_of, positive_int
+from pvae._checks import nonnegative_float, positive_int
 from pvae._checks import seed as check_seed
 from pvae._seed import seeded
-from pvae.models.base import ModelBase, event_shape, positive_ints
+from pvae.models.base import ModelBase
 from pvae.models.likelihoods import make_likelihood
-from pvae.models.networks import ACTIVATIONS, MLP, GaussianHead
+from pvae.models.networks import MLP, GaussianHead
 
 __all__ = ["PIN", "SemiSupervisedVAE", "flat_cat"]
 
@@ -79,6 +79,27 @@ def flat_cat(*parts: torch.Tensor) -> torch.Tensor:
     """
     batch = torch.broadcast_shapes(*(p.shape[:-1] for p in parts))
     return torch.cat([p.expand(*batch, p.shape[-1]) for p in parts], dim=-1)
+
+
+def _with_label(mlp: MLP, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""``mlp(flat_cat(features, one_hot(y)))`` without building the one-hot input.
+
+    The first layer's weight splits into the features' columns and one column per label,
+    :math:`W [f; e_y] + b = W_f f + W_{:, y} + b`: the label's column is looked up, so with
+    ``K`` labels enumerated for each example (``y`` ``[K, 1]``) the features' product is
+    computed once, not ``K`` times (the encoder's :math:`q(z \mid x, y)` under
+    ``elbo="enum"``). Labels outside ``0 .. K-1`` raise, as ``one_hot`` does.
+
+    Examples
+    --------
+    >>> mlp, f, y = MLP(3 + 2, 4, (6,)), torch.randn(5, 3), torch.tensor([[0], [1]])
+    >>> slow = mlp(flat_cat(f, F.one_hot(y, 2).float()))
+    >>> _with_label(mlp, f, y).shape, torch.allclose(_with_label(mlp, f, y), slow, atol=1e-6)
+    (torch.Size([2, 5, 4]), True)
+    """
+    first, d = mlp.linears[0], features.shape[-1]
+    h = F.linear(features, first.weight[:, :d], first.bias)
+    return mlp.net[1:](h + F.embedding(y, first.weight[:, d:].T))
 
 
 class SemiSupervisedVAE(ModelBase):
@@ -134,18 +155,11 @@ class SemiSupervisedVAE(ModelBase):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        self.x_shape = event_shape(x_dim)
-        self.x_dim = self.x_shape if isinstance(x_dim, (tuple, list)) else self.x_shape[0]
         self.num_classes = positive_int("num_classes", num_classes, example=10)
-        self.z_dim = positive_int("z_dim", z_dim, example=8)
-        hidden = positive_ints("hidden", hidden)
-        activation = one_of("activation", activation, ACTIVATIONS)
-        likelihood = one_of(
-            "likelihood", likelihood, ("bernoulli", "continuous_bernoulli", "gaussian")
+        hidden, likelihood, activation, seed = self._discrete_vae_args(
+            x_dim, z_dim, hidden, likelihood, activation, validate, seed
         )
         self.alpha = nonnegative_float("alpha", alpha, example=1.0)
-        self.validate = boolean("validate", validate)
-        seed = check_seed("seed", seed)
         d, k, zd = math.prod(self.x_shape), self.num_classes, self.z_dim
 
         def networks() -> tuple[nn.Module, ...]:
@@ -210,8 +224,13 @@ class SemiSupervisedVAE(ModelBase):
         >>> m2.encode(torch.zeros(5, 4), torch.arange(3).reshape(3, 1))[0].shape
         torch.Size([3, 5, 2])
         """
+        x = self._flat(x)
+        rows = torch.broadcast_shapes(x.shape[:-1], y.shape)
+        if isinstance(self.encoder, MLP) and rows.numel() > x.shape[:-1].numel():
+            # several labels per example (enumerated): x's share of the first layer once
+            return self.head(_with_label(self.encoder, x, y))
         one_hot = F.one_hot(y, self.num_classes).to(x.dtype)
-        return self.head(self.encoder(flat_cat(self._flat(x), one_hot)))
+        return self.head(self.encoder(flat_cat(x, one_hot)))
 
     def decode(self, y: torch.Tensor, z: torch.Tensor) -> Distribution:
         """The likelihood :math:`p(x \\mid y, z)` (``y`` labels, broadcast with ``z``).

@@ -39,12 +39,15 @@ from typing import Any
 import pyro
 import torch
 from pyro import poutine
+from pyro.distributions.util import is_identically_zero
 from pyro.infer import ELBO, JitTrace_ELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from pyro.poutine.runtime import am_i_wrapped
+from pyro.util import warn_if_nan
 
 from pvae import _traces
 from pvae._checks import MAX_PARTICLES, one_of, positive_int
 from pvae.models.protocol import HasELBOTerms
+from pvae.training.dice import dice_elbo
 from pvae.training.importance_bound import IWAE_ELBO
 from pvae.training.rng import forked_rng
 
@@ -178,7 +181,10 @@ class EnumELBO(TraceEnum_ELBO):
     exactly, as Pyro does. On the first call the pair runs once, without enumeration, and
     ``max_plate_nesting`` is the number of batch dims its sites use (their plates and batch
     shapes, :func:`pvae._traces.max_plate_nesting`); the enumeration dims go left of them.
-    Pass ``max_plate_nesting`` to fix it yourself.
+    Pass ``max_plate_nesting`` to fix it yourself. The traces are Pyro's; their DiCE sum is
+    :func:`pvae.training.dice.dice_elbo`, Pyro's value computed directly when the guide has a
+    single factor (one enumerated label, as in :class:`~pvae.models.SemiSupervisedVAE`) or
+    none, Pyro's own contraction otherwise.
 
     Examples
     --------
@@ -211,6 +217,51 @@ class EnumELBO(TraceEnum_ELBO):
         self.max_plate_nesting = _traces.max_plate_nesting(guide_trace, model_trace)
         if self.vectorize_particles and self.num_particles > 1:
             self.max_plate_nesting += 1
+
+    # Pyro's loss, differentiable_loss and loss_and_grads, with its DiCE step replaced by
+    # pvae.training.dice.dice_elbo (the same value; direct when the guide has one factor).
+    def _particles(self, model: Any, guide: Any, args: Any, kwargs: Any):
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            particle = dice_elbo(model_trace, guide_trace)
+            if not is_identically_zero(particle):
+                yield particle, model_trace, guide_trace
+
+    def loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> float:
+        """The loss (negative ELBO) as a float, as :meth:`TraceEnum_ELBO.loss`."""
+        elbo = 0.0
+        for particle, _, _ in self._particles(model, guide, args, kwargs):
+            elbo += particle.item() / self.num_particles
+        warn_if_nan(-elbo, "loss")
+        return -elbo
+
+    def differentiable_loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any):
+        """The loss as a differentiable tensor, as :meth:`TraceEnum_ELBO.differentiable_loss`."""
+        elbo = 0.0
+        for particle, _, _ in self._particles(model, guide, args, kwargs):
+            elbo = elbo + particle
+        elbo = elbo / self.num_particles
+        if not torch.is_tensor(elbo) or not elbo.requires_grad:
+            raise ValueError(
+                f"the ELBO ({elbo}) depends on no parameter of the model or guide, so it has "
+                "no gradient to differentiate; `loss` gives its value"
+            )
+        warn_if_nan(-elbo, "loss")
+        return -elbo
+
+    def loss_and_grads(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any):
+        """The loss as a float, gradients added to ``.grad``, as Pyro's ``loss_and_grads``."""
+        elbo = 0.0
+        for particle, model_trace, guide_trace in self._particles(model, guide, args, kwargs):
+            elbo += particle.item() / self.num_particles
+            trainable = any(
+                site["type"] == "param"
+                for trace in (model_trace, guide_trace)
+                for site in trace.nodes.values()
+            )
+            if trainable and particle.requires_grad:
+                (-particle / self.num_particles).backward(retain_graph=True)
+        warn_if_nan(-elbo, "loss")
+        return -elbo
 
 
 class AuxiliaryLossELBO(ELBO):

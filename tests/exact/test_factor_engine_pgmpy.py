@@ -16,7 +16,7 @@ from pvae.exact import enumerate_posterior  # noqa: E402
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # pgmpy's deprecation notices
-@pytest.mark.parametrize("name", ["asia", "hepar2"])
+@pytest.mark.parametrize("name", ["asia", "hepar2", "andes"])  # andes: shared dimensions
 def test_all_marginals_and_a_conditional_query_match_pgmpy(name):
     from pgmpy.inference import VariableElimination
 

@@ -116,7 +116,9 @@ KNOWN |= {("elbo_decomposition", 1), ("psis_khat", 1)}
 KNOWN |= {("pareto_khat", 0)}
 
 
-def test_public_api(tier):
+def test_public_api(tier, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a hostile string such as "1" is a valid path for `save`
+
     def check(case):
         entry, kind, key, args, kwargs = case
         fn, _, _, reference = ENTRIES[entry]

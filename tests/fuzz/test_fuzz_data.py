@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import numbers
 import struct
 import tempfile
 import zipfile
@@ -121,7 +122,9 @@ def test_as_batches(tier):
         )  # fmt: skip
         got = list(batches)
         assert got, "no batches"
-        assert isinstance(batch_size, int | None) and isinstance(shuffle, bool)
+        # accepted: None or a whole number (NumPy integers too, as `pvae._checks` reads them)
+        whole = isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool)
+        assert (batch_size is None or whole) and isinstance(shuffle, bool)
         columns = [torch.cat(col).double().numpy() for col in zip(*got, strict=True)]
 
         def single(item):

@@ -87,3 +87,21 @@ def test_history_elbo_of_labelled_data_is_the_labelled_bound():
     )
     reference = -elbo.loss(m2.model, m2.guide, x, y) / 32
     assert row["train_reconstruction"] - row["train_kl_prior"] == pytest.approx(reference, abs=0.5)
+
+
+def test_enumerated_labels_encode_as_the_concatenated_one_hot_input(float64):
+    """encode(x, labels [K, 1]) shares x's part of the first layer; the numbers and the
+    parameters (names, shapes: the checkpoint layout) are those of cat(x, one_hot(y))."""
+    m2 = SemiSupervisedVAE(5, 3, z_dim=2, hidden=(4, 6), seed=0)
+    shapes = {name: tuple(p.shape) for name, p in m2.state_dict().items()}
+    assert shapes["encoder.net.0.weight"] == (4, 5 + 3)  # x's columns, then one per label
+    assert shapes["decoder.net.0.weight"] == (6, 2 + 3)
+    x, labels = binary(7, 5).double(), torch.arange(3).reshape(3, 1)
+    loc, scale = m2.encode(x, labels)
+    one_hot = torch.nn.functional.one_hot(labels, 3).double().expand(3, 7, 3)
+    ref_loc, ref_scale = m2.head(m2.encoder(torch.cat([x.expand(3, 7, 5), one_hot], -1)))
+    assert torch.allclose(loc, ref_loc, atol=1e-12) and torch.allclose(
+        scale, ref_scale, atol=1e-12
+    )
+    sampled = torch.tensor([2, 0, 1, 1, 0, 2, 0])  # one label per example: the plain input
+    assert torch.allclose(m2.encode(x, sampled)[0], loc[sampled, torch.arange(7)], atol=1e-12)
