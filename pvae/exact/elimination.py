@@ -189,6 +189,32 @@ def _aligned(scope: tuple, table: torch.Tensor, union: tuple, cards: dict) -> to
     return table.reshape([cards[u] if u in present else 1 for u in union])
 
 
+class _Pool:
+    """The tables not yet eliminated, indexed by the sites they mention."""
+
+    def __init__(self) -> None:
+        self.tables: dict[int, tuple] = {}
+        self.by_site: dict[str, set] = {}
+        self.count = 0
+
+    def add(self, scope: tuple, table: torch.Tensor) -> None:
+        i, self.count = self.count, self.count + 1
+        self.tables[i] = (scope, table)
+        for s in scope:
+            self.by_site.setdefault(s, set()).add(i)
+
+    def take(self, v: str) -> list[tuple]:
+        """Remove and return (in the order they were added) the tables that mention ``v``."""
+        out = []
+        for i in sorted(self.by_site.pop(v, set())):
+            sc, t = self.tables.pop(i)
+            for s in sc:
+                if s != v:
+                    self.by_site[s].discard(i)
+            out.append((sc, t))
+        return out
+
+
 def log_partition(
     tables: list[tuple[tuple[str, ...], torch.Tensor]],
     p: Plan,
@@ -204,22 +230,15 @@ def log_partition(
     With ``maximize``, each site is maxed out instead of summed out (max-product: the
     log-density of the most probable assignment).
     """
-    pool = dict(enumerate(tables))
-    by_site: dict[str, set] = {}
-    for i, (sc, _) in pool.items():
-        for s in sc:
-            by_site.setdefault(s, set()).add(i)
-    next_id = len(pool)
+    pool = _Pool()
+    for sc, t in tables:
+        pool.add(sc, t)
     for v, union in p.steps:
-        ids = by_site.pop(v, set())
-        if not ids:
+        taken = pool.take(v)
+        if not taken:
             continue
         combined = None
-        for i in sorted(ids):
-            sc, t = pool.pop(i)
-            for s in sc:
-                if s != v:
-                    by_site[s].discard(i)
+        for sc, t in taken:
             a = _aligned(sc, t, union, cards)
             combined = a if combined is None else combined + a
         combined = combined.expand([cards[u] for u in union])
@@ -228,12 +247,9 @@ def log_partition(
         axis = union.index(v)
         out_scope = union[:axis] + union[axis + 1 :]
         reduced = combined.amax(axis) if maximize else _safe_logsumexp(combined, axis)
-        pool[next_id] = (out_scope, reduced)
-        for s in out_scope:
-            by_site[s].add(next_id)
-        next_id += 1
+        pool.add(out_scope, reduced)
     log_z = torch.zeros((), dtype=torch.float64)
-    for _, t in pool.values():
+    for _, t in pool.tables.values():
         log_z = log_z + t.sum()  # scalars: scopes are empty after elimination
     return log_z
 
@@ -270,28 +286,20 @@ def log_partition_exp(
     A step whose largest entry is below :data:`TINY` (or 0: data of probability 0, or an
     underflow) returns None. Differentiable like :func:`log_partition`.
     """
-    pool, offset = {}, torch.zeros((), dtype=torch.float64)
-    by_site: dict[str, set] = {}
-    for i, (sc, t) in enumerate(tables):
+    pool, offset = _Pool(), torch.zeros((), dtype=torch.float64)
+    for sc, t in tables:
         m = _shift(t)
-        pool[i] = (sc, (t - m).exp())
+        pool.add(sc, (t - m).exp())
         offset = offset + m
-        for s in sc:
-            by_site.setdefault(s, set()).add(i)
-    next_id = len(pool)
     for v, union in p.steps:
-        ids = by_site.pop(v, set())
-        if not ids:
+        taken = pool.take(v)
+        if not taken:
             continue
         if len(union) > len(_LETTERS):
             return None
         letter = dict(zip(union, _LETTERS, strict=False))
         operands, inputs = [], []
-        for i in sorted(ids):
-            sc, t = pool.pop(i)
-            for s in sc:
-                if s != v:
-                    by_site[s].discard(i)
+        for sc, t in taken:
             operands.append(t)
             inputs.append("".join(letter[s] for s in sc))
         out_scope = tuple(u for u in union if u != v)
@@ -300,13 +308,10 @@ def log_partition_exp(
         m = reduced.detach().amax() if reduced.numel() else reduced.new_ones(())
         if not bool(m >= TINY):
             return None
-        pool[next_id] = (out_scope, reduced / m)
+        pool.add(out_scope, reduced / m)
         offset = offset + m.log()
-        for s in out_scope:
-            by_site[s].add(next_id)
-        next_id += 1
     log_z = offset
-    for _, t in pool.values():
+    for _, t in pool.tables.values():
         log_z = log_z + t.sum().log()  # scalars: scopes are empty after elimination
     return log_z
 
