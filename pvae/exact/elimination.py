@@ -285,6 +285,16 @@ def log_partition_exp(
 
     A step whose largest entry is below :data:`TINY` (or 0: data of probability 0, or an
     underflow) returns None. Differentiable like :func:`log_partition`.
+
+    Examples
+    --------
+    >>> f = torch.tensor([0.2, 0.8], dtype=torch.float64).log()  # p(z)
+    >>> g = torch.tensor([0.5, 0.1], dtype=torch.float64).log()  # p(x | z)
+    >>> order = plan([("z",), ("z",)], {"z": 2}, {"z": 0})
+    >>> round(float(log_partition_exp([(("z",), f), (("z",), g)], order, {"z": 2})), 12)
+    -1.714798428092
+    >>> round(math.log(0.2 * 0.5 + 0.8 * 0.1), 12)  # p(x), by hand
+    -1.714798428092
     """
     pool, offset = _Pool(), torch.zeros((), dtype=torch.float64)
     for sc, t in tables:
