@@ -4,8 +4,8 @@ Each network ships inside pgmpy (``pgmpy.utils.get_example_model`` reads the .bi
 the package; nothing is downloaded). It is converted to a Pyro model with float64 CPTs, a
 few nodes are observed, and the posterior marginal of every other node is computed by
 
-* pvae: ``enumerate_posterior(model)`` (``method="auto"``: the parallel engine up to 60
-  latents, the factor engine above; all marginals in one call);
+* pvae: ``enumerate_posterior(model)`` (``method="auto"``: the factor engine, as these
+  models have no plates; all marginals in one call; the column says which arithmetic ran);
 * pgmpy: ``VariableElimination.query([node], evidence)`` once per latent node (a query of
   several variables at once builds their joint table, which does not fit in memory);
 * Pyro (``--pyro``, small networks only): ``TraceEnum_ELBO.compute_marginals``.
@@ -14,17 +14,19 @@ Every CPT row is renormalized in float64 before both tools see it (a few .bif ro
 1 +- 1e-7, which Pyro's Categorical would renormalize and pgmpy would not), so the two
 answer the same question; pvae's marginals must agree with pgmpy's to 1e-9.
 
-Each (network, tool) runs in a fresh child process, which reports the median time over
+Each (network, tool) runs in a fresh child process, which reports its times of
 ``--repeats`` calls after one warm-up call (one cold call on andes and larger;
 ``torch.set_num_threads(1)``) and its peak memory: the peak resident
 set size, and the growth of the peak over the resident size just before the first call.
-pgmpy gets ``--timeout`` seconds per network (default 600); the two tools alternate, so
-their ratio comes from the same stretch of machine load.
+With ``--rounds R`` the two tools' children alternate R times per network (below andes)
+and each tool's time is the median over all its calls, so that their ratio comes from the
+same stretches of machine load. pgmpy gets ``--timeout`` seconds per network and round
+(default 600).
 
 Usage::
 
     .venv/bin/python benchmarks/bench_exact.py [--networks asia alarm ...] [--repeats 5]
-    .venv/bin/python benchmarks/bench_exact.py --all --repeats 5 --timeout 600  # all 20
+    .venv/bin/python benchmarks/bench_exact.py --all --repeats 5 --rounds 3  # all 20
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def child(name: str, tool: str, repeats: int, out: str) -> None:
             if post._factored is not None:
                 extra["largest_table"] = post._factored.plan.largest
                 extra["runs"] = post._factored.factors.runs
+                extra["arithmetic"] = post._factored.arithmetic
             return {n: post.marginal(n).tolist() for n in latents}
     else:  # pyro
 
@@ -189,13 +192,39 @@ def spawn(name: str, tool: str, repeats: int, timeout: float) -> dict | None:
     return result
 
 
+def rounds(name: str, reps: int, count: int, timeout: float) -> tuple:
+    """(pvae, pgmpy) results of ``count`` rounds of one child each, alternating, pooled:
+    the median over every call of every round, the largest peak memory."""
+    runs: dict[str, list | None] = {"pvae": [], "pgmpy": []}
+    for _ in range(count):
+        for tool in runs:
+            if runs[tool] is None:  # pgmpy timed out in an earlier round
+                continue
+            result = spawn(name, tool, reps, timeout)
+            runs[tool] = None if result is None else runs[tool] + [result]
+            if result is not None and "error" in result:
+                return result, None
+    pooled = []
+    for tool in ("pvae", "pgmpy"):
+        results = runs[tool]
+        if not results:
+            pooled.append(None)
+            continue
+        out = dict(results[-1])
+        out["times"] = [t for r in results for t in r["times"]]
+        out["time"] = statistics.median(out["times"])
+        for key in ("peak_mib", "growth_mib"):
+            out[key] = max(r[key] for r in results)
+        pooled.append(out)
+    return tuple(pooled)
+
+
 def main(args: argparse.Namespace) -> None:
     rows = []
     for name in args.networks:
         big = name in ("andes", "diabetes", "pigs", "link", "munin")
         reps = 1 if big else args.repeats
-        ours = spawn(name, "pvae", reps, args.timeout)
-        ref = spawn(name, "pgmpy", reps, args.timeout)
+        ours, ref = rounds(name, reps, 1 if big else args.rounds, args.timeout)
         err = None
         if "error" in ours:
             print(f"| {name} | pvae refused: {ours['error']}", flush=True)
@@ -209,7 +238,10 @@ def main(args: argparse.Namespace) -> None:
         pyro_row = spawn(name, "pyro", reps, args.timeout) if args.pyro and not big else None
         rows.append((name, ours, ref, err, pyro_row))
         print_row(rows[-1])
-    print(f"medians of {args.repeats} calls (1 on andes and larger), one torch thread, float64")
+    print(
+        f"medians of {args.rounds} rounds of {args.repeats} calls (1 call on andes and larger),"
+        " one torch thread, float64"
+    )
 
 
 def print_row(row) -> None:
@@ -223,10 +255,11 @@ def print_row(row) -> None:
         else ("> timeout")
     )
     ratio = f"{ours['time'] / ref['time']:.2f}" if ref else "-"
+    method = ours["method"] + (f" ({ours['arithmetic']})" if "arithmetic" in ours else "")
     err_s = f"{err:.1e}" if err is not None else "-"
     extra = f" | {pyro_row['time']:.4f}" if pyro_row else ""
     print(
-        f"| {name} | {ours['nodes']} | {ours['observed']} | {ours['method']} | "
+        f"| {name} | {ours['nodes']} | {ours['observed']} | {method} | "
         f"{ours.get('largest_table', '-')} | {err_s} | {ours['time']:.4f} | "
         f"{ours['peak_mib']:.0f} (+{ours['growth_mib']:.0f}) | {pg} | {ratio} |{extra}",
         flush=True,
@@ -241,6 +274,9 @@ if __name__ == "__main__":
     parser.add_argument("--networks", nargs="+", default=list(EVIDENCE), choices=NETWORKS)
     parser.add_argument("--all", action="store_true", help="every network pgmpy ships")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternating child runs per tool (below andes)"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--pyro", action="store_true", help="also time Pyro (small networks)")
     parsed = parser.parse_args()

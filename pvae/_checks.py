@@ -103,6 +103,29 @@ def positive_float(
     return float(value)
 
 
+#: The largest learning rate taken: float32's largest number (torch's optimizers multiply
+#: it into float32 parameters, and a larger one overflows inside the update).
+MAX_LR = 3.4028234663852886e38
+
+
+def learning_rate(lr: Any) -> float:
+    """``lr`` as a positive float no larger than :data:`MAX_LR`; ValueError naming ``lr``.
+
+    Examples
+    --------
+    >>> learning_rate(1e-3)
+    0.001
+    """
+    value = positive_float("lr", lr, example=1e-3)
+    if value > MAX_LR:
+        raise ValueError(
+            f"`lr` must be at most {MAX_LR:.4g} (float32's largest number; torch's "
+            f"optimizers multiply it into float32 parameters), got {value:g}. Pass e.g. "
+            "`lr=1e-3`."
+        )
+    return value
+
+
 def nonnegative_float(name: str, value: Any, *, example: float = 0.0) -> float:
     """``value`` as a finite ``float >= 0``."""
     if not (_is_real(value) and value >= 0 and math.isfinite(value)):

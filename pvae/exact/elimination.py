@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import OrderedDict
 from typing import NamedTuple
 
 import torch
@@ -131,8 +132,30 @@ def plan(scopes: list[tuple[str, ...]], cards: dict[str, int], order_index: dict
     Returns
     -------
     Plan
+
+    Notes
+    -----
+    The order is a function of the scopes, cardinalities and site order alone, so the
+    last :data:`PLANS_KEPT` plans are kept and a factor graph met again (the same model
+    with other evidence, or called again) is not planned twice.
     """
     sites = sorted(cards, key=order_index.__getitem__)
+    key = (tuple(sites), tuple(cards[s] for s in sites), tuple(map(tuple, scopes)))
+    found = _PLANS.get(key)
+    if found is None:
+        found = _plan(sites, scopes, cards)
+        _PLANS[key] = found
+        if len(_PLANS) > PLANS_KEPT:
+            _PLANS.popitem(last=False)
+    return found
+
+
+#: How many elimination plans :func:`plan` keeps (by factor graph).
+PLANS_KEPT = 32
+_PLANS: OrderedDict = OrderedDict()
+
+
+def _plan(sites: list, scopes: list, cards: dict) -> Plan:
     g = _Graph(sites, scopes, cards)
     current = {i: g.score(i) for i in range(len(sites))}
     heap = [(*score, i) for i, score in current.items()]

@@ -20,17 +20,21 @@ to get the evidence, and divide.
     For plate-free models of any size: each site's factor (scope and table) is read off a
     few runs of the model, at most 56 tensor dimensions each, latents of one cardinality
     sharing dimensions where there are more (:mod:`pvae.exact.factors`,
-    :mod:`pvae.exact.scopes`), then eliminated in float64 by a weighted min-fill order
-    (:mod:`pvae.exact.elimination`); all marginals from one backward pass. The largest
+    :mod:`pvae.exact.scopes`), then summed out in float64: small models in one go
+    (:mod:`pvae.exact.contraction`), larger ones by a weighted min-fill order
+    (:mod:`pvae.exact.elimination`); all marginals from the same pass. The largest
     table the order needs is computed before anything is allocated, and an order that
     needs more than ``max_table`` entries is refused, naming the size and the sites.
 ``"sequential"`` (:mod:`pvae.exact.sequential`)
     Replays the model once for every joint assignment of the latents, so Python control
     flow on sampled values works, and keeps the whole joint table.
 
-``"auto"`` picks from the model's structure: a model without plates and with more than
-:data:`PARALLEL_MAX_LATENTS` latent sites goes to the factor engine, any other to the
-parallel engine. Either is checked against plain runs of the model, and ``"auto"`` falls
+``"auto"`` picks from the model's structure: a model without plates whose sites are
+scalars goes to the factor engine (on the bnlearn networks it is as fast as the parallel
+engine or faster at every size, since it runs the model without Pyro's trace and
+enumeration handlers and sums small models out in one go), any other to the parallel
+engine. Either is checked against plain runs of the model at three full assignments
+(the plain run's draw, every latent's first support value and its last), and ``"auto"`` falls
 back to the sequential engine only when the model fails on enumerated tensors or the check
 shows that its Python code does not treat them as a batch (control flow).
 :attr:`ExactPosterior.method` says which engine ran and :attr:`ExactPosterior.reason` why.
@@ -60,7 +64,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from pyro import poutine
 
 from pvae import _checks
 from pvae._traces import max_plate_nesting
@@ -70,13 +73,11 @@ from pvae.exact.elimination import MAX_TABLE
 from pvae.exact.posterior import ExactPosterior
 from pvae.exact.sites import (
     ScaleError,
-    check_observed,
-    default_dtype,
     impossible_evidence,
     label,
     latent_sites,
+    plain_trace,
     to_float64,
-    watch_subsampling,
     zero_observed,
 )
 
@@ -85,12 +86,6 @@ __all__ = ["enumerate_posterior"]
 _METHODS = ("auto", "parallel", "factor", "sequential")
 #: Tensor dimensions torch allows; the parallel engine needs one per latent and per plate.
 TORCH_MAX_DIMS = 64
-#: ``method="auto"`` sends a plate-free model with more latent sites than this to the factor
-#: engine. Up to it neither engine is faster throughout (CPU ms on the bnlearn networks:
-#: alarm 68 parallel vs 68 factor, hailfinder 81 vs 73, but water 61 vs 89 and mildew 97
-#: vs 134, whose large tables suit the parallel engine's one einsum), and the parallel
-#: engine also takes plates.
-PARALLEL_MAX_LATENTS = 60
 #: What a model that cannot run on enumerated tensors raises there (and not in a plain run).
 _ENUMERATION_ERRORS = (
     RuntimeError,
@@ -177,15 +172,6 @@ def enumerate_posterior(
     return _enumerate(model, args, kwargs, method, max_states, max_table, dtype)
 
 
-def _plain_trace(model, args, kwargs, dtype):
-    watched, watch = watch_subsampling(model)
-    with default_dtype(dtype), torch.no_grad():
-        plain = poutine.trace(watched).get_trace(*args, **kwargs)
-    watch.refuse()
-    check_observed(plain)
-    return plain
-
-
 def _route(plain, latents, method: str) -> tuple[str, str]:
     """(engine to try first, why) from the model's structure."""
     if method != "auto":
@@ -193,12 +179,14 @@ def _route(plain, latents, method: str) -> tuple[str, str]:
     nesting = max_plate_nesting(plain)
     plated = factors.unsupported(plain)
     dims = len(latents) + nesting
-    if not plated and len(latents) > PARALLEL_MAX_LATENTS:
-        return "factor", (
-            f"auto: {len(latents)} latent sites and no plates, so the factor engine ran "
-            f"(the parallel engine gives every latent its own tensor dimension, and torch "
-            f"stops at {TORCH_MAX_DIMS}; up to {PARALLEL_MAX_LATENTS} latents it is faster)"
-        )
+    if not plated:
+        why = f"auto: {len(latents)} latent sites and no plates, so the factor engine ran"
+        if len(latents) > TORCH_MAX_DIMS:
+            why += (
+                " (the parallel engine gives every latent its own tensor dimension, and torch"
+                f" stops at {TORCH_MAX_DIMS})"
+            )
+        return "factor", why
     if dims > TORCH_MAX_DIMS:
         return "sequential", (
             f"the parallel engine would need {dims} tensor dimensions ({len(latents)} latent "
@@ -210,7 +198,7 @@ def _route(plain, latents, method: str) -> tuple[str, str]:
 
 
 def _enumerate(model, args, kwargs, method, max_states, max_table, dtype) -> ExactPosterior:
-    plain = _plain_trace(model, args, kwargs, dtype)
+    plain = plain_trace(model, args, kwargs, dtype)
     latents = latent_sites(plain)
     engine, why = _route(plain, latents, method)
     if engine == "factor":

@@ -2,15 +2,16 @@ r"""The factor engine: exact posteriors of plate-free models with any number of 
 
 It needs no tensor dimension per site for the whole model at once (the parallel engine
 does, and torch stops at 64): each site's factor is recovered from a few enumerated runs
-(:mod:`pvae.exact.factors`), and the factors are eliminated in float64 by a weighted
+(:mod:`pvae.exact.factors`) and the factors are summed out in float64, by size
+(:attr:`FactorResult.arithmetic` says which ran): the whole joint table for small models
+or one einsum for up to 60 latents (:mod:`pvae.exact.contraction`), else a weighted
 min-fill order (:mod:`pvae.exact.elimination`), whose largest table is known before
-anything is allocated: in log space, or for large orders in probability space, one einsum
-per step (:attr:`FactorResult.arithmetic` says which ran; a step whose entries could
-underflow sends the pass back to log space). The marginals of all latents come from one
-backward pass;
-:func:`log_prob_of` answers (conditional) queries by a restricted elimination, and
-:func:`decode` gives the MAP assignment or exact posterior draws by backtracking.
-"""
+anything is allocated, in log space or, for large orders, in probability space with one
+einsum per step. A probability-space pass that could underflow is redone in log space.
+The marginals of all latents come from the same pass (a backward pass where it is
+differentiated); :func:`log_prob_of` answers (conditional) queries by a restricted
+elimination, and :func:`decode` gives the MAP assignment or exact posterior draws by
+backtracking."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from pvae.exact import elimination, factors
+from pvae.exact import contraction, elimination, factors
 from pvae.exact.elimination import Plan
 
 __all__ = ["FactorResult", "decode", "eliminate", "log_prob_of", "marginals"]
@@ -35,7 +36,7 @@ class FactorResult(NamedTuple):
     cards: dict
     supports: dict
     marginals: dict
-    arithmetic: str  # "probability" (one einsum per step) or "log" (on the underflow signal)
+    arithmetic: str  # "joint", "einsum", "probability" or "log" (see `_marginals`)
 
 
 def _tables(f: factors.Factors, requires_grad: bool = False) -> list:
@@ -93,28 +94,47 @@ def _indicators(f: factors.Factors, assignment: dict[str, Any]) -> list | None:
 #: 1.6e7 entries, 0.57 s against 0.89 s in log space); below it log space is faster
 #: (pigs, 8.8e5: 0.16 s against 0.24 s), as every step's einsum costs more to set up.
 PROBABILITY_SPACE_FROM = 2**22
+#: Up to this many latents, all factors are contracted by one opt_einsum expression
+#: (:func:`pvae.exact.contraction.log_partition_einsum`), whose pairwise tensordots
+#: beat log-space steps on the bnlearn networks up to this size.
+EINSUM_MAX_LATENTS = 60
 
 
 def _marginals(f: factors.Factors, p: Plan, cards: dict, given: dict) -> tuple:
-    """(log Z restricted to ``given``, every latent's marginal given it, the arithmetic):
-    in probability space for large orders (:data:`PROBABILITY_SPACE_FROM`) unless a step's
-    entries fall below :data:`pvae.exact.elimination.TINY`, else in log space."""
+    """(log Z restricted to ``given``, every latent's marginal given it, the arithmetic).
+
+    The arithmetic, by size: the whole joint table for at most
+    :data:`pvae.exact.contraction.JOINT_MAX` joint states ("joint"); one einsum in
+    probability space up to :data:`EINSUM_MAX_LATENTS` latents ("einsum"); one einsum per
+    step for large orders (:data:`PROBABILITY_SPACE_FROM`, "probability"); else, or when a
+    probability-space pass could underflow, log space ("log").
+    """
+    extra = _indicators(f, given)
+    if extra is None:
+        return -math.inf, {}, "log"
+    latents = f.latents
+    if math.prod(cards[s] for s in latents) <= contraction.JOINT_MAX:
+        tables = [(fac.scope, fac.log_table) for fac in f.factors] + extra
+        log_z, margs = contraction.joint_marginals(tables, latents, cards)
+        return log_z, margs, "joint"
     with torch.enable_grad():
         tables = _tables(f, requires_grad=True)
-        extra = _indicators(f, given)
-        if extra is None:
-            return -math.inf, {}, "log"
-        log_z = None
-        if p.total >= PROBABILITY_SPACE_FROM:
-            log_z = elimination.log_partition_exp(tables + extra, p, cards)
-        arithmetic = "log" if log_z is None else "probability"
+        log_z, arithmetic = None, "log"
+        if len(latents) <= EINSUM_MAX_LATENTS:
+            # no table beyond the order's largest, which max_table has been checked against
+            log_z = contraction.log_partition_einsum(tables + extra, max_entries=p.largest)
+            arithmetic = "einsum"
+        elif p.total >= PROBABILITY_SPACE_FROM:
+            log_z, arithmetic = (
+                elimination.log_partition_exp(tables + extra, p, cards),
+                "probability",
+            )
         if log_z is None:
-            log_z = elimination.log_partition(tables + extra, p, cards)
+            log_z, arithmetic = elimination.log_partition(tables + extra, p, cards), "log"
         value = float(log_z.detach())
         if not math.isfinite(value):
             return value, {}, arithmetic
         own = {fac.site: i for i, fac in enumerate(f.factors) if fac.site in f.supports}
-        latents = f.latents
         grads = torch.autograd.grad(log_z, [tables[own[s]][1] for s in latents])
     margs = {}
     for s, g in zip(latents, grads, strict=True):

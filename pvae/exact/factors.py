@@ -184,7 +184,7 @@ def _assemble(latents, supports, ordered, found, count, max_table) -> Factors:
     dtype = next(iter(found.values())).dtype if found else torch.float64
     with runs.quiet(dtype):
         for name, sc in ordered.items():
-            factor = _read(name, sc, found[name], supports, max_table, free)
+            factor = _checked_read(name, sc, found[name], supports, max_table, free)
             if factor is not None:
                 scales[name] = found[name].sites[name]["scale"]
                 factors.append(factor)
@@ -199,6 +199,20 @@ def _assemble(latents, supports, ordered, found, count, max_table) -> Factors:
     )
 
 
+def _checked_read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: list):
+    """:func:`_read`, with a failure to score the enumerated values as :class:`ControlFlow`
+    (e.g. a shape that broadcasts only for one value)."""
+    try:
+        return _read(name, sc, r, supports, max_table, free)
+    except (RuntimeError, IndexError, TypeError) as err:
+        if isinstance(err, RuntimeError) and "alloc" in str(err).lower():
+            raise
+        raise ControlFlow(
+            f"{type(err).__name__} when the log-density of site {name!r} was computed on "
+            f"enumerated values: {err}"
+        ) from err
+
+
 def _read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: list):
     """Site ``name``'s factor from run ``r``; None for an observation free of every latent
     (its log-density is added to ``free`` instead)."""
@@ -211,9 +225,16 @@ def _read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: lis
             "enumeration cannot take this model at this size; approximate the posterior "
             "with a guide and SVI (`pvae.fit`)."
         )
+    if name in r.dims and name in r.scope_of_batch(name):
+        raise ControlFlow(
+            f"the distribution of site {name!r} varies along its own enumerated values: "
+            "its parameters are computed from its own value, or an indexing expression "
+            "broadcasts enumerated values against each other (index tables with "
+            "pyro.ops.indexing.Vindex)"
+        )
     r.validate(name)
     log_p = r.log_prob(name)
-    if bool(torch.isnan(log_p).any()):
+    if not r.direct(name) and bool(torch.isnan(log_p).any()):
         raise ValueError(
             f"site {name!r} has log-density NaN for some values of the sites it depends "
             "on: its distribution's parameters are invalid there."
@@ -250,11 +271,15 @@ def log_joint(factors: Factors, indices: dict[str, int]) -> float:
 def check(factors: Factors, log_joint_at: Any, plain: tuple[dict, float]) -> str:
     """ "" if the factors agree with the model at two full assignments, else why not.
 
-    The enumerated runs hold the latents they do not enumerate at their first support
-    value, so both test assignments differ from it: the plain run's own draw ``plain``
-    (``({site: value}, its unscaled log joint)``), and the last support value of every site,
-    scored by ``log_joint_at(assignment)``, the unscaled log joint of one plain run with
-    every latent set to it (:func:`pvae.exact.runs.log_joint_at`).
+    The assignments: the plain run's own draw ``plain`` (``({site: value}, its unscaled
+    log joint)``); the first support value of every site, where Python control flow of the
+    form ``if z.sum() > 0:`` (one branch, as if some value were not the first) disagrees;
+    and the last, where ``if z.min() > 0:`` or ``z[0]`` (as if every value were the first)
+    disagrees. The enumerated runs hold the latents they do not enumerate at their first
+    support value, which only the draw and the last assignment test. Each is scored by
+    ``log_joint_at(assignment)``, the unscaled log joint of one plain run with every
+    latent set to it (:func:`pvae.exact.runs.log_joint_at`); one equal to an earlier one is
+    not run again.
     """
     sizes = {s: factors.supports[s].shape[0] for s in factors.latents}
     drawn, drawn_log_joint = plain
@@ -263,8 +288,13 @@ def check(factors: Factors, log_joint_at: Any, plain: tuple[dict, float]) -> str
         support = factors.supports[s]
         equal = (support == drawn[s].reshape(support.shape[1:])).reshape(len(support), -1)
         at_plain[s] = int(equal.all(-1).to(torch.int64).argmax())
+    first = dict.fromkeys(sizes, 0)
     last = {s: k - 1 for s, k in sizes.items()}
-    for indices, score in ((at_plain, drawn_log_joint), (last, None)):
+    points = [(at_plain, drawn_log_joint)]
+    for indices in (first, last):
+        if all(indices != seen for seen, _ in points):
+            points.append((indices, None))
+    for indices, score in points:
         ours = log_joint(factors, indices)
         if score is None:
             score = log_joint_at({s: factors.supports[s][i] for s, i in indices.items()})

@@ -24,7 +24,6 @@ import math
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-import pyro
 import torch
 from pyro import poutine
 from pyro.infer import config_enumerate
@@ -34,11 +33,10 @@ from pyro.ops.rings import LogRing
 from pyro.poutine.util import site_is_subsample
 
 from pvae._traces import max_plate_nesting
+from pvae.exact import contraction
 from pvae.exact.sites import common_scale, default_dtype, exact_log_probs, is_deterministic
 
 __all__ = ["Elimination", "check", "eliminate", "log_prob_of"]
-
-_PATHS: OrderedDict = OrderedDict()  # opt_einsum expressions by (equation, shapes)
 
 
 class Elimination(NamedTuple):
@@ -74,7 +72,7 @@ def _enumerated_trace(model, args, kwargs, plain, latents, dtype):
     enum_model = poutine.enum(
         config_enumerate(model, default="parallel"), first_available_dim=first_dim
     )
-    with default_dtype(dtype), pyro.validation_enabled(False):  # the plain run validated
+    with default_dtype(dtype):  # validated as the caller asked, over every enumerated value
         trace = poutine.trace(enum_model).get_trace(*args, **kwargs)
         trace.compute_log_prob()
     exact_log_probs(trace)
@@ -121,8 +119,8 @@ def _contract(tree: OrderedDict, sum_dims: set) -> torch.Tensor:
         return torch.zeros((), dtype=torch.float64)
     log_z = None
     if list(terms) == [frozenset()]:  # no plates: one einsum in probability space
-        log_z = _contract_flat(terms[frozenset()])
-    if log_z is None or not bool(torch.isfinite(log_z)):
+        log_z = contraction.log_partition_einsum([(t._pyro_dims, t) for t in terms[frozenset()]])
+    if log_z is None:
         log_z = contract_to_tensor(terms, sum_dims, ring=LogRing())
     return log_z
 
@@ -248,14 +246,16 @@ def _log_joint_at_indices(result: Elimination, indices: dict[str, int]) -> float
 
 
 def check(result: Elimination, log_joint_at, plain: tuple[dict, float] | None = None) -> str:
-    """ "" if the engine agrees with plain runs at two assignments, else why it does not.
+    """ "" if the engine agrees with plain runs at two or three assignments, else why not.
 
     The assignments: the plain run's own draw ``plain`` (``({site: value}, its unscaled log
     joint)``, for a model without plates, where each latent is one value, and whose
-    latents have a dimension each), else the first support value of every latent; and the
-    last support value of every latent.
-    ``log_joint_at(assignment)`` is the unscaled log joint of one plain run with every
-    latent set to the given value (:func:`pvae.exact.runs.log_joint_at`).
+    latents have a dimension each); the first support value of every latent, where control
+    flow of the form ``if z.sum() > 0:`` disagrees; and the last, where ``if z.min() > 0:``
+    or ``z[0]`` disagrees (see :func:`pvae.exact.factors.check`); one equal to an earlier
+    one is not run again. ``log_joint_at(assignment)`` is the unscaled log joint of one
+    plain run with every latent set to the given value
+    (:func:`pvae.exact.runs.log_joint_at`).
     """
     points = []
     dims = [result.trace.nodes[n]["infer"]["_enumerate_dim"] for n in result.latents]
@@ -270,9 +270,12 @@ def check(result: Elimination, log_joint_at, plain: tuple[dict, float] | None = 
             equal = (support == value).reshape(len(support), -1).all(-1)
             indices[name] = int(equal.to(torch.int64).argmax())
         points.append((indices, score))
-    else:
-        points.append(({n: 0 for n in result.latents}, None))
-    points.append(({n: len(_support(result, n)) - 1 for n in result.latents}, None))
+    for indices in (
+        {n: 0 for n in result.latents},
+        {n: len(_support(result, n)) - 1 for n in result.latents},
+    ):
+        if all(indices != seen for seen, _ in points):
+            points.append((indices, None))
     for indices, score in points:
         assignment = {n: _support(result, n)[i] for n, i in indices.items()}
         if score is None:
@@ -288,35 +291,3 @@ def check(result: Elimination, log_joint_at, plain: tuple[dict, float] | None = 
                 "method='sequential' (or 'auto') replays it once per joint assignment"
             )
     return ""
-
-
-def _contract_flat(terms: list[torch.Tensor]) -> torch.Tensor:
-    r"""Sum out every dim of a product of factors, :math:`\log \sum_z \prod_i f_i(z)`.
-
-    Each factor is rescaled by its largest entry and exponentiated, then contracted by
-    one opt_einsum expression whose path is cached per (equation, shapes). Returns
-    ``-inf``/``nan`` when the product underflows; the caller then uses log space.
-    """
-    import opt_einsum
-
-    symbols: dict[str, str] = {}
-    inputs = []
-    for t in terms:
-        inputs.append(
-            "".join(
-                symbols.setdefault(d, opt_einsum.get_symbol(len(symbols))) for d in t._pyro_dims
-            )
-        )
-    equation = ",".join(inputs) + "->"
-    shapes = tuple(tuple(t.shape) for t in terms)
-    key = (equation, shapes)
-    expr = _PATHS.get(key)
-    if expr is None:
-        expr = opt_einsum.contract_expression(equation, *shapes, optimize="auto")
-        _PATHS[key] = expr
-        if len(_PATHS) > 64:
-            _PATHS.popitem(last=False)
-    shifts = [float(t.detach().max()) if t.numel() else 0.0 for t in terms]
-    shifts = [m if math.isfinite(m) else 0.0 for m in shifts]
-    factors = [(t - m).exp() for t, m in zip(terms, shifts, strict=True)]
-    return expr(*factors, backend="torch").log() + math.fsum(shifts)

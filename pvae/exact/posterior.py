@@ -45,8 +45,9 @@ class ExactPosterior:
     method : str
         The engine that ran: ``"parallel"``, ``"factor"`` or ``"sequential"``.
     reason : str
-        Why ``method="auto"`` chose the factor engine or fell back to the sequential
-        engine ("" when it ran the parallel engine, or for an explicit ``method``).
+        Why ``method="auto"`` chose the factor engine (a model without plates) or fell
+        back to the sequential engine ("" when it ran the parallel engine, or for an
+        explicit ``method``).
     unscaled_log_evidence : float
         :math:`\log p(x)` of the model with every ``poutine.scale`` removed: the model's
         own density of the data passed, which guides are compared against (equal to
@@ -57,9 +58,10 @@ class ExactPosterior:
     >>> from pvae import enumerate_posterior, toy
     >>> post = enumerate_posterior(toy.sprinkler)
     >>> post.sites, post.method
-    (('cloudy', 'sprinkler', 'rain'), 'parallel')
+    (('cloudy', 'sprinkler', 'rain'), 'factor')
     >>> print(post)
-    ExactPosterior(method='parallel', log_evidence=-0.435254)
+    ExactPosterior(method='factor', log_evidence=-0.435254)
+      (auto: 3 latent sites and no plates, so the factor engine ran)
       p(cloudy | x) = {0: 0.4242, 1: 0.5758}
       p(sprinkler | x) = {0: 0.5702, 1: 0.4298}
       p(rain | x) = {0: 0.2921, 1: 0.7079}

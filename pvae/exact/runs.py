@@ -80,24 +80,38 @@ class Run:
 
     def scope(self, name: str) -> set:
         """The enumerated sites along whose dimension site ``name``'s density may vary."""
-        msg = self.sites[name]
-        shape = msg["fn"].batch_shape
-        n = len(shape)
-        found = {s for s, d in self.dims.items() if -d <= n and shape[d] > 1}
+        found = self.scope_of_batch(name)
         if name in self.dims:
             found.add(name)
         return found
+
+    def scope_of_batch(self, name: str) -> set:
+        """The enumerated sites along whose dimension site ``name``'s distribution
+        (its ``batch_shape``: its parameters) varies."""
+        shape = self.sites[name]["fn"].batch_shape
+        n = len(shape)
+        return {s for s, d in self.dims.items() if -d <= n and shape[d] > 1}
 
     def log_prob(self, name: str) -> torch.Tensor:
         """Unscaled, unmasked ``log p(value)`` of site ``name`` (exact zeros); call it inside
         :func:`quiet`."""
         msg = self.sites[name]
         fn, value = msg["fn"], msg["value"]
-        if not msg["args"] and not msg["kwargs"]:
-            direct = _direct_log_prob(fn, value)
-            if direct is not None:
-                return direct
+        if self.direct(name):
+            return _direct_log_prob(fn, value)
         return exact_log_prob(fn, value, fn.log_prob(value, *msg["args"], **msg["kwargs"]))
+
+    def direct(self, name: str) -> bool:
+        """Whether site ``name``'s log-density is read off ``probs`` (a Categorical or
+        Bernoulli given by ``probs``): then, once :meth:`validate` passed, it has no NaN."""
+        msg = self.sites[name]
+        fn = msg["fn"]
+        return (
+            type(fn) in _DIRECT
+            and "probs" in fn.__dict__
+            and not msg["args"]
+            and not msg["kwargs"]
+        )
 
     def validate(self, name: str) -> None:
         """Pyro's argument validation of site ``name`` (its parameters over the whole
@@ -136,16 +150,16 @@ _DIRECT = (
 )
 
 
-def _direct_log_prob(fn: Any, value: torch.Tensor) -> torch.Tensor | None:
-    r""":math:`\log p(v)` of a Categorical or Bernoulli given by ``probs``, read off
-    ``probs``: exact zeros for free (:math:`\log 0 = -\infty`, where torch's clamp gives
-    :math:`\log\epsilon`) and a few tensor ops instead of a dozen; None for any other
-    distribution (or one given by ``logits``)."""
-    if type(fn) not in _DIRECT or "probs" not in fn.__dict__:
-        return None
+def _direct_log_prob(fn: Any, value: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log p(v)` of a Categorical or Bernoulli given by ``probs`` (see
+    :meth:`Run.direct`), read off ``probs``: exact zeros for free (:math:`\log 0 =
+    -\infty`, where torch's clamp gives :math:`\log\epsilon`) and a few tensor ops
+    instead of a dozen."""
     probs = fn.probs
     if isinstance(fn, torch.distributions.Bernoulli):
         return torch.where(value == 1, probs.log(), (-probs).log1p())
+    if probs.dim() == 1 and value.dim() == 0:  # one value (a plain run): an index
+        return probs[value.long()].log()
     index = value.long().unsqueeze(-1)
     n = max(index.dim(), probs.dim())
     index = index.reshape((1,) * (n - index.dim()) + tuple(index.shape))
@@ -193,14 +207,14 @@ def from_trace(trace, dtype) -> Run:
 def log_joint(r: Run) -> float:
     """The unscaled log joint of a run with nothing enumerated (:mod:`pvae.exact.sites`):
     each latent's own log-density unmasked, each observation's masked."""
-    total = 0.0
+    terms = []
     with quiet(r.dtype):
         for name, msg in r.sites.items():
             log_p = r.log_prob(name)
             if msg["is_observed"]:
                 log_p = scale_and_mask(log_p, mask=msg["mask"])
-            total += float(log_p.sum())
-    return total
+            terms.append(log_p.reshape(-1).to(torch.float64))
+    return float(torch.cat(terms).sum()) if terms else 0.0
 
 
 def log_joint_at(model, args, kwargs, assignment: dict, dtype) -> float:

@@ -38,6 +38,7 @@ __all__ = [
     "RandomSubsample",
     "ScaleError",
     "check_observed",
+    "plain_trace",
     "common_scale",
     "default_dtype",
     "exact_log_probs",
@@ -130,15 +131,76 @@ def latent_sites(trace) -> list[str]:
 
 
 def check_observed(trace) -> None:
-    """Check observed values against their supports (Pyro's ``log_prob`` validation)."""
+    """Check observed values against their shapes and supports (the sample validation of
+    torch's ``log_prob``), when Pyro's validation is on."""
     if not pyro.poutine.util.is_validation_enabled():
         return
     for name, site in trace.nodes.items():
         if site["type"] == "sample" and site["is_observed"] and not site_is_subsample(site):
             try:
-                site["fn"].log_prob(site["value"])
+                _validate_sample(site["fn"], site["value"])
             except ValueError as err:
                 raise ValueError(f"Observed site {name!r}: {err}") from None
+
+
+def _validate_sample(fn: Any, value: torch.Tensor) -> None:
+    """torch's sample validation (shape and support), whether or not ``fn`` was built with
+    validation; a distribution without it has its support checked."""
+    validate = getattr(fn, "_validate_sample", None)
+    if validate is not None:
+        validate(value)
+        return
+    support = getattr(fn, "support", None)
+    if support is not None and not bool(support.check(value).all()):
+        raise ValueError(f"the observed value is outside the support ({support})")
+
+
+#: What a plain run of a model with invalid parameters raises when nothing validated them
+#: (torch's sampler on negative probabilities, a NaN where a shape was expected, ...).
+_UNVALIDATED_ERRORS = (
+    RuntimeError,
+    ValueError,
+    IndexError,
+    TypeError,
+    KeyError,
+    AssertionError,
+    NotImplementedError,
+)
+
+
+def plain_trace(model: Callable, args: tuple, kwargs: dict, dtype: torch.dtype):
+    """One plain run of ``model`` (a Pyro trace), its observed values checked.
+
+    It runs without Pyro's argument validation, which costs a constraint check at every
+    site: every engine validates the distributions it scores over all the values it
+    enumerates, a superset of this run's. If the run fails and validation is on, the
+    model is run once more with it, so that an invalid parameter is reported as Pyro
+    reports it. A plate that may draw a random subsample (``subsample_size`` below its
+    size) is run once more under :class:`RandomSubsample`, which tells a drawn subsample
+    from one passed in, and refused if it was drawn.
+    """
+    try:
+        with default_dtype(dtype), torch.no_grad(), pyro.validation_enabled(False):
+            plain = pyro.poutine.trace(model).get_trace(*args, **kwargs)
+    except _UNVALIDATED_ERRORS:
+        if not pyro.poutine.util.is_validation_enabled():
+            raise
+        with default_dtype(dtype), torch.no_grad():  # Pyro's own error, or a good run
+            plain = pyro.poutine.trace(model).get_trace(*args, **kwargs)
+    if any(_may_subsample(site) for site in plain.nodes.values()):
+        watched, watch = watch_subsampling(model)
+        with default_dtype(dtype), torch.no_grad():
+            plain = pyro.poutine.trace(watched).get_trace(*args, **kwargs)
+        watch.refuse()
+    check_observed(plain)
+    return plain
+
+
+def _may_subsample(site: dict) -> bool:
+    if site["type"] != "sample" or not site_is_subsample(site):
+        return False
+    fn = site["fn"]
+    return fn.subsample_size is not None and fn.subsample_size < fn.size
 
 
 class ScaleError(ValueError):

@@ -47,7 +47,7 @@ from pvae.training.epoch import EpochPosition, commit_checked, run_epoch, save_i
 from pvae.training.history import HistoryRow
 from pvae.training.inputs import training_inputs
 from pvae.training.interrupts import deferred_interrupts
-from pvae.training.metrics import EpochMetrics, accepts
+from pvae.training.metrics import EpochMetrics, accepts, check_columns
 from pvae.training.result import FitResult
 from pvae.training.resume import Checkpointer, CheckpointWriteError, resume
 from pvae.training.step import SVIStep, TrainingDivergedError
@@ -314,6 +314,7 @@ def fit(
                     columns = {**metrics.train(), **(metrics.val(inputs.val) if val else {})}
                     values = all_reduce_mean(list(columns.values()))
                     columns = dict(zip(columns, values, strict=True))
+                    check_columns(columns, epoch, step.lr, ckpt)
                     row = _row(epoch, mean, columns, metrics, beta)
                     if lr_schedule is not None:
                         row["lr"] = step.lr

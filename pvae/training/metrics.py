@@ -27,6 +27,7 @@ Squared-error models (the ``Autoencoder``) get ``val_loss`` instead.
 from __future__ import annotations
 
 import inspect as _inspect
+import math
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
@@ -50,8 +51,9 @@ from pvae import _traces
 from pvae.models.protocol import HasELBOTerms, objective
 from pvae.training.elbos import AnalyticELBO, EnumELBO, kl_prior, uses_fixed_shapes
 from pvae.training.rng import forked_rng
+from pvae.training.step import TrainingDivergedError
 
-__all__ = ["ELBO_ESTIMATORS", "EpochMetrics", "accepts"]
+__all__ = ["ELBO_ESTIMATORS", "EpochMetrics", "accepts", "check_columns"]
 
 #: Estimators whose loss is minus the ELBO (discrete sites enumerated exactly, if any):
 #: their step mean is the ``train_elbo`` column; any other (``RenyiELBO``, the IWAE bound)
@@ -289,3 +291,22 @@ class EpochMetrics:
                 total += self.estimator.loss(model_fn, guide_fn, *batch)
                 count += batch[0].shape[0]
         return total / count
+
+
+def check_columns(columns: dict, epoch: int, lr: float | None, ckpt: Any) -> None:
+    """Raise :class:`TrainingDivergedError` if an epoch's ELBO terms are not finite: the
+    state after the epoch's last update has diverged (no step has checked it yet, and
+    without a checkpoint directory none will). Nothing staged in ``ckpt`` (a
+    :class:`~pvae.training.resume.Checkpointer`) is written; the message says where the
+    last good checkpoint is."""
+    for name, value in columns.items():
+        if not math.isfinite(value):
+            ckpt.discard()
+            rate = "the learning rate" if lr is None else f"`lr` (now {lr:g})"
+            raise TrainingDivergedError(
+                f"`{name}` became {value} at the end of epoch {epoch}: the last update of "
+                "the epoch diverged, and that state was not written. Lower "
+                f"{rate}, set `clip_norm` (e.g. 10.0), or check the data for extreme values. "
+                f"{ckpt.where()}",
+                loss=value,
+            )

@@ -37,7 +37,7 @@ import torch
 from pyro import poutine
 from pyro.infer import ELBO
 
-from pvae._checks import optional, positive_float, positive_int
+from pvae._checks import learning_rate, optional, positive_float, positive_int
 from pvae.models.protocol import HasELBOTerms, model_and_guide
 from pvae.training.distributed import DistributedContext, average_gradients, broadcast_parameters
 from pvae.training.elbos import AuxiliaryLossELBO, make_elbo, uses_fixed_shapes
@@ -189,7 +189,7 @@ class SVIStep:
         self.elbo = AuxiliaryLossELBO(self.elbo, extra) if callable(extra) else self.elbo
         self._jit = uses_fixed_shapes(self.elbo)
         self._spec = check_optimizer(optimizer)
-        self._lr = positive_float("lr", lr, example=1e-3)
+        self._lr = learning_rate(lr)
         self._lr_set = False  # set_lr was called: every optimizer follows it
         self.clip_norm = optional(positive_float, "clip_norm", clip_norm, example=10.0)
         self.context = context
@@ -218,7 +218,7 @@ class SVIStep:
 
     def set_lr(self, lr: float) -> None:
         """Use learning rate ``lr`` from the next update on (also for a ``PyroOptim``)."""
-        self._lr = positive_float("lr", lr, example=1e-3)
+        self._lr = learning_rate(lr)
         self._lr_set = True
         if self.optimizer is not None:
             self.optimizer.set_lr(self._lr)

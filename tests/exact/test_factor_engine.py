@@ -207,6 +207,21 @@ def test_plan_predicts_the_largest_table_and_is_optimal_on_small_graphs():
     assert big.largest == 8  # a cycle has treewidth 2
 
 
+def test_a_kept_plan_is_only_reused_for_the_same_factor_graph():
+    cycle = [("a", "b"), ("b", "c"), ("c", "d"), ("a", "d")]
+    index = {s: i for i, s in enumerate("abcd")}
+    first = plan(cycle, {"a": 2, "b": 3, "c": 2, "d": 5}, index)
+    assert plan(cycle, {"a": 2, "b": 3, "c": 2, "d": 5}, index) is first  # kept
+    # other cardinalities or another graph: planned afresh (brute-force optimum each time)
+    for scopes, cards in [
+        (cycle, {"a": 7, "b": 3, "c": 2, "d": 5}),
+        (cycle[:3], {"a": 2, "b": 3, "c": 2, "d": 5}),
+    ]:
+        p = plan(scopes, cards, index)
+        best = min(_largest_of(o, scopes, cards) for o in itertools.permutations(cards))
+        assert p is not first and p.largest == _largest_of(p.order, scopes, cards) == best
+
+
 def test_plated_models_stay_on_the_parallel_engine():
     post = enumerate_posterior(toy.gaussian_mixture)
     assert post.method == "parallel"
@@ -296,3 +311,42 @@ def test_a_plated_model_past_64_dimensions_is_refused_with_the_count():
 
     with pytest.raises(ValueError, match=r"71 tensor dimensions \(70 latent sites \+ 1 plate"):
         enumerate_posterior(wide, torch.ones(3, dtype=F64))
+
+
+@pytest.mark.parametrize("cards", [(2, 2, 2), (2, 3, 4)])
+def test_plain_indexing_of_a_table_by_two_enumerated_sites_falls_back_to_sequential(cards):
+    """``cc[b][a]`` (not Vindex) broadcasts a's and b's enumerated values against each
+    other: with equal cardinalities c's distribution varies along c's own dimension (a
+    factor that forgets b, right wherever b == c, so the three-point check can miss it),
+    with unequal ones the log-density fails to broadcast. Either way auto must give the
+    sequential engine's answer (the brute-force sum over 2*K_b*K_c assignments)."""
+    ka, kb, kc = cards
+    g = torch.Generator().manual_seed(3)
+    cb = torch.rand(ka, kb, generator=g, dtype=F64)
+    cb /= cb.sum(-1, keepdim=True)
+    cc = torch.rand(kb, ka, kc, generator=g, dtype=F64)
+    cc /= cc.sum(-1, keepdim=True)
+
+    def model():
+        a = pyro.sample("a", dist.Categorical(torch.tensor([0.3, 0.7], dtype=F64)))
+        b = pyro.sample("b", dist.Categorical(cb[a]))
+        c = pyro.sample("c", dist.Categorical(cc[b][a]))
+        loc = c.to(F64) + 2 * b.to(F64) - a.to(F64)
+        pyro.sample("x", dist.Normal(loc, 0.7), obs=torch.tensor(1.2, dtype=F64))
+
+    terms = [
+        math.log((0.3, 0.7)[a] * cb[a, b] * cc[b, a, c])
+        - 0.5 * ((1.2 - (c + 2 * b - a)) / 0.7) ** 2
+        - math.log(0.7 * math.sqrt(2 * math.pi))
+        for a in range(ka)
+        for b in range(kb)
+        for c in range(kc)
+    ]
+    exact = float(torch.logsumexp(torch.tensor(terms, dtype=F64), 0))  # by hand
+    for seed in range(6):
+        pyro.set_rng_seed(seed)
+        post = enumerate_posterior(model)
+        assert post.method == "sequential", seed
+        assert post.log_evidence == pytest.approx(exact, abs=1e-12)
+        with pytest.raises(ValueError, match="factor engine could not read"):
+            enumerate_posterior(model, method="factor")

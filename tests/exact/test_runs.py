@@ -37,9 +37,29 @@ def test_direct_log_probs_equal_torch_and_keep_exact_zeros(kind):
     torch.testing.assert_close(direct[~impossible], reference[~impossible], rtol=0, atol=1e-12)
 
 
+def test_one_value_of_a_categorical_is_read_off_probs():
+    probs = torch.tensor([0.25, 0.0, 0.75], dtype=F64)
+    fn = dist.Categorical(probs)
+    for k in range(3):
+        direct = runs._direct_log_prob(fn, torch.tensor(k))
+        expected = math.log(float(probs[k])) if k != 1 else -math.inf  # log 0, exactly
+        assert direct.shape == () and float(direct) == expected
+
+
 def test_distributions_given_by_logits_are_left_to_torch():
-    assert runs._direct_log_prob(dist.Categorical(logits=torch.zeros(3)), torch.tensor(1)) is None
-    assert runs._direct_log_prob(dist.Poisson(1.0), torch.tensor(1.0)) is None
+    def site(fn):
+        return {"fn": fn, "args": (), "kwargs": {}}
+
+    r = runs.Run(
+        {
+            "a": site(dist.Categorical(logits=torch.zeros(3))),
+            "b": site(dist.Poisson(1.0)),
+            "c": site(dist.Categorical(torch.ones(3) / 3)),
+        },
+        {},
+        F64,
+    )
+    assert (r.direct("a"), r.direct("b"), r.direct("c")) == (False, False, True)
 
 
 def long_chain(invalid):
@@ -80,3 +100,27 @@ def test_an_observation_outside_its_support_is_refused():
 
     with pyro.validation_enabled(False), pytest.raises(ValueError, match=r"'x'.*support"):
         enumerate_posterior(model, method="factor")
+
+
+@pytest.mark.parametrize("method", ["auto", "parallel", "factor"])
+def test_an_invalid_parameter_at_the_drawn_value_is_reported_as_pyro_reports_it(method):
+    """The plain run skips Pyro's validation; when it fails (torch's sampler on negative
+    probabilities), it is run again with validation, which names the parameter."""
+
+    def model():
+        z = pyro.sample("z", dist.Categorical(torch.tensor([-0.5, 1.5], dtype=F64)))
+        pyro.sample("x", dist.Bernoulli(torch.tensor([0.2, 0.7], dtype=F64)[z]),
+                    obs=torch.tensor(1.0, dtype=F64))  # fmt: skip
+
+    with pytest.raises(ValueError, match=r"Expected parameter probs.*Simplex"):
+        enumerate_posterior(model, method=method)
+
+
+def test_an_invalid_observation_scale_is_named_by_the_factor_engine():
+    def model():
+        z = pyro.sample("z", dist.Bernoulli(torch.tensor(0.5, dtype=F64)))
+        pyro.sample("x", dist.Normal(z, torch.tensor(-1.0, dtype=F64)),
+                    obs=torch.tensor(0.3, dtype=F64))  # fmt: skip
+
+    with pytest.raises(ValueError, match=r"site 'x'.*'scale'.*GreaterThan"):
+        enumerate_posterior(model)

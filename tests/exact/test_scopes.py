@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from pvae.exact import enumerate_posterior, factors, scopes
-from pvae.exact.enumeration import _plain_trace
-from pvae.exact.sites import latent_sites
+from pvae.exact.sites import latent_sites, plain_trace
 
 F64 = torch.float64
 
@@ -67,7 +66,7 @@ def brute_force(n, parents, cpts, card):
 
 
 def recover_scopes(model):
-    plain = _plain_trace(model, (), {}, F64)
+    plain = plain_trace(model, (), {}, F64)
     latents = latent_sites(plain)
     supports = {s: plain.nodes[s]["fn"].enumerate_support(expand=False) for s in latents}
     fixed = {s: supports[s][0] for s in latents}
@@ -164,8 +163,10 @@ def test_colouring_splits_the_tables_over_runs_when_the_dimensions_run_out(monke
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_probability_space_pass_gives_the_brute_force_answer(monkeypatch, seed):
-    from pvae.exact import factored
+    from pvae.exact import contraction, factored
 
+    monkeypatch.setattr(contraction, "JOINT_MAX", 0)
+    monkeypatch.setattr(factored, "EINSUM_MAX_LATENTS", 0)
     monkeypatch.setattr(factored, "PROBABILITY_SPACE_FROM", 0)
     n = 13
     model, parents, cpts, card = random_network(n, [2, 3], 2, seed=seed)
@@ -186,8 +187,10 @@ def test_entries_that_could_underflow_send_the_pass_back_to_log_space(monkeypatc
     """y is one of three labels and each of three observations favours a different one by
     1e150: eliminating y multiplies three tables whose maxima do not line up, a product
     of 1e-300 at every value, under the TINY guard, so the pass is redone in log space."""
-    from pvae.exact import factored
+    from pvae.exact import contraction, factored
 
+    monkeypatch.setattr(contraction, "JOINT_MAX", 0)
+    monkeypatch.setattr(factored, "EINSUM_MAX_LATENTS", 0)
     monkeypatch.setattr(factored, "PROBABILITY_SPACE_FROM", 0)
     like = torch.full((3, 3), 1e-150, dtype=F64).fill_diagonal_(1.0)  # p(x_j = 1 | y)
 

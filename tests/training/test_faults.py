@@ -39,8 +39,8 @@ def test_lr_100_the_named_last_good_checkpoint_holds_a_finite_pre_divergence_sta
     w^2 ~ 2.4e41 overflows float32: the state after epoch 3 must not be written; the last
     good checkpoint is epoch 2's (w = 199^6), whose loss and gradient are finite."""
     x = torch.zeros(3)
-    with pytest.raises(
-        TrainingDivergedError, match=r"loss became inf at epoch 4, step 1 of 3"
+    with pytest.raises(  # the epoch's ELBO terms show it first: -w^2 = -inf after epoch 3
+        TrainingDivergedError, match=r"became -inf at the end of epoch 3"
     ) as e:
         fit(_square, x, epochs=10, lr=100.0, checkpoint_dir=tmp_path, **_SGD)
     assert str(tmp_path / "last.safetensors") in str(e.value)
@@ -53,7 +53,7 @@ def test_lr_100_the_named_last_good_checkpoint_holds_a_finite_pre_divergence_sta
     assert math.isfinite(loss.item()) and math.isfinite(w.grad.item())
     # resuming from it continues where it stopped (epoch 3), then names the state that fails
     pyro.clear_param_store()
-    with pytest.raises(TrainingDivergedError, match=r"after epoch 3, step 3 .*not written"):
+    with pytest.raises(TrainingDivergedError, match=r"end of epoch 3.*not written"):
         last = tmp_path / "last.safetensors"
         fit(_square, x, epochs=3, lr=100.0, resume_from=last, checkpoint_dir=tmp_path, **_SGD)
     assert read_state(tmp_path / "last.safetensors")[1]["epoch"] == 2  # never overwritten
@@ -117,6 +117,30 @@ def test_bad_rates_and_clip_norms_are_refused_at_construction(kwargs):
     name = next(iter(kwargs))
     with pytest.raises(ValueError, match=rf"`{name}` must be a positive, finite number"):
         fit(_square, torch.zeros(2), guide=_no_guide, epochs=1, **kwargs)
+
+
+def test_a_rate_beyond_float32_is_refused_by_name():
+    """lr = 1e300 overflows float32 inside Adam's update (a RuntimeError deep in torch)."""
+    with pytest.raises(ValueError, match=r"`lr` must be at most 3.403e\+38.*got 1e\+300"):
+        fit(_square, torch.zeros(2), guide=_no_guide, epochs=1, lr=1e300)
+
+
+def test_an_epoch_whose_terms_overflow_after_its_last_update_is_a_divergence():
+    """One Adam step of lr 1e30 from loc = 0 on x = [1] moves loc by lr (Adam's first step
+    is lr * sign(gradient)): loc = 1e30, and the epoch's reconstruction log N(1; 1e30, 1)
+    = -(1e30 - 1)^2 / 2 - log sqrt(2 pi) overflows float32 to -inf. No step checks that
+    state (no checkpoint is written), so the history would have held -inf."""
+    pyro.clear_param_store()
+    loc = torch.tensor(0.0, requires_grad=True)
+    step = torch.optim.Adam([loc], lr=1e30)  # the closed form above, checked on torch
+    (-pyro.distributions.Normal(loc, 1.0).log_prob(torch.tensor(1.0))).backward()
+    step.step()
+    loc = loc.detach()
+    assert float(loc) == pytest.approx(1e30, rel=1e-6)
+    assert float(pyro.distributions.Normal(loc, 1.0).log_prob(torch.tensor(1.0))) == -math.inf
+    expected = r"`train_reconstruction` became -inf at the end of epoch 1.*`lr` \(now 1e\+30\)"
+    with pytest.raises(TrainingDivergedError, match=expected + r".*pass `checkpoint_dir`"):
+        fit(_mean_model, torch.tensor([1.0]), guide=_no_guide, epochs=1, lr=1e30, seed=0)
 
 
 def _mean_model(x):
