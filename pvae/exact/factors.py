@@ -271,32 +271,21 @@ def log_joint(factors: Factors, indices: dict[str, int]) -> float:
 def check(factors: Factors, log_joint_at: Any, plain: tuple[dict, float]) -> str:
     """ "" if the factors agree with the model at two full assignments, else why not.
 
-    The assignments: the plain run's own draw ``plain`` (``({site: value}, its unscaled
-    log joint)``); the first support value of every site, where Python control flow of the
-    form ``if z.sum() > 0:`` (one branch, as if some value were not the first) disagrees;
-    and the last, where ``if z.min() > 0:`` or ``z[0]`` (as if every value were the first)
-    disagrees. The enumerated runs hold the latents they do not enumerate at their first
-    support value, which only the draw and the last assignment test. Each is scored by
-    ``log_joint_at(assignment)``, the unscaled log joint of one plain run with every
-    latent set to it (:func:`pvae.exact.runs.log_joint_at`); one equal to an earlier one is
-    not run again.
+    The assignments are :func:`pvae.exact.runs.check_points`: the plain run's own draw
+    ``plain`` (``({site: value}, its unscaled log joint)``), every site's first support
+    value and every site's last. The enumerated runs hold the latents they do not
+    enumerate at their first support value, which only the draw and the last assignment
+    test. Each other assignment is scored by ``log_joint_at(assignment)``, the unscaled
+    log joint of one plain run with every latent set to it
+    (:func:`pvae.exact.runs.log_joint_at`).
     """
-    sizes = {s: factors.supports[s].shape[0] for s in factors.latents}
     drawn, drawn_log_joint = plain
-    at_plain = {}
-    for s in factors.latents:
-        support = factors.supports[s]
-        equal = (support == drawn[s].reshape(support.shape[1:])).reshape(len(support), -1)
-        at_plain[s] = int(equal.all(-1).to(torch.int64).argmax())
-    first = dict.fromkeys(sizes, 0)
-    last = {s: k - 1 for s, k in sizes.items()}
-    points = [(at_plain, drawn_log_joint)]
-    for indices in (first, last):
-        if all(indices != seen for seen, _ in points):
-            points.append((indices, None))
-    for indices, score in points:
+    supports = {s: factors.supports[s] for s in factors.latents}
+    for k, indices in enumerate(runs.check_points(supports, drawn)):
         ours = log_joint(factors, indices)
-        if score is None:
+        if k == 0:
+            score = drawn_log_joint
+        else:
             score = log_joint_at({s: factors.supports[s][i] for s, i in indices.items()})
         same = (score == ours) or abs(score - ours) <= 1e-6 * (1 + abs(score))
         if not same and not (math.isinf(score) and math.isinf(ours)):

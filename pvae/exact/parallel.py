@@ -34,6 +34,7 @@ from pyro.poutine.util import site_is_subsample
 
 from pvae._traces import max_plate_nesting
 from pvae.exact import contraction
+from pvae.exact.runs import check_points
 from pvae.exact.sites import common_scale, default_dtype, exact_log_probs, is_deterministic
 
 __all__ = ["Elimination", "check", "eliminate", "log_prob_of"]
@@ -248,34 +249,22 @@ def _log_joint_at_indices(result: Elimination, indices: dict[str, int]) -> float
 def check(result: Elimination, log_joint_at, plain: tuple[dict, float] | None = None) -> str:
     """ "" if the engine agrees with plain runs at two or three assignments, else why not.
 
-    The assignments: the plain run's own draw ``plain`` (``({site: value}, its unscaled log
-    joint)``, for a model without plates, where each latent is one value, and whose
-    latents have a dimension each); the first support value of every latent, where control
-    flow of the form ``if z.sum() > 0:`` disagrees; and the last, where ``if z.min() > 0:``
-    or ``z[0]`` disagrees (see :func:`pvae.exact.factors.check`); one equal to an earlier
-    one is not run again. ``log_joint_at(assignment)`` is the unscaled log joint of one
-    plain run with every latent set to the given value
+    The assignments are :func:`pvae.exact.runs.check_points`: the plain run's own draw
+    ``plain`` (``({site: value}, its unscaled log joint)``, for a model without plates,
+    where each latent is one value, and whose latents have a dimension each), every
+    latent's first support value and every latent's last. ``log_joint_at(assignment)`` is
+    the unscaled log joint of one plain run with every latent set to the given value
     (:func:`pvae.exact.runs.log_joint_at`).
     """
-    points = []
     dims = [result.trace.nodes[n]["infer"]["_enumerate_dim"] for n in result.latents]
     if len(set(dims)) < len(dims):  # pyro.markov recycles dims: one index per dim
         plain = None
-    if plain is not None:
-        drawn, score = plain
-        indices = {}
-        for name in result.latents:
-            support = _support(result, name)
-            value = drawn[name].reshape(support.shape[1:])
-            equal = (support == value).reshape(len(support), -1).all(-1)
-            indices[name] = int(equal.to(torch.int64).argmax())
-        points.append((indices, score))
-    for indices in (
-        {n: 0 for n in result.latents},
-        {n: len(_support(result, n)) - 1 for n in result.latents},
-    ):
-        if all(indices != seen for seen, _ in points):
-            points.append((indices, None))
+    drawn, drawn_score = (None, None) if plain is None else plain
+    supports = {n: _support(result, n) for n in result.latents}
+    points = [
+        (indices, drawn_score if k == 0 else None)
+        for k, indices in enumerate(check_points(supports, drawn))
+    ]
     for indices, score in points:
         assignment = {n: _support(result, n)[i] for n, i in indices.items()}
         if score is None:

@@ -34,7 +34,16 @@ from torch.distributions import constraints
 from pvae._traces.zeros import exact_log_prob
 from pvae.exact.sites import default_dtype, is_deterministic
 
-__all__ = ["Run", "UnknownLatent", "from_trace", "log_joint", "log_joint_at", "quiet", "run"]
+__all__ = [
+    "Run",
+    "UnknownLatent",
+    "check_points",
+    "from_trace",
+    "log_joint",
+    "log_joint_at",
+    "quiet",
+    "run",
+]
 
 
 class UnknownLatent(ValueError):
@@ -228,3 +237,33 @@ def log_joint_at(model, args, kwargs, assignment: dict, dtype) -> float:
     except UnknownLatent:
         return math.nan
     return log_joint(r)
+
+
+def check_points(supports: dict, drawn: dict | None) -> list[dict[str, int]]:
+    """The full assignments (support indices) at which the engines' soundness checks
+    compare themselves with plain runs: the plain run's own draw ``drawn`` (``{site:
+    value}``, if given), every latent at its first support value, where Python control
+    flow of the form ``if z.sum() > 0:`` on an enumerated tensor disagrees, and every
+    latent at its last, where ``if z.min() > 0:`` or ``z[0]`` disagrees; one equal to an
+    earlier one is left out. ``supports[site]`` is the site's support, ``[K, *event]``.
+
+    Examples
+    --------
+    >>> supports = {"a": torch.tensor([0, 1]), "b": torch.tensor([0, 1, 2])}
+    >>> check_points(supports, {"a": torch.tensor(0), "b": torch.tensor(0)})
+    [{'a': 0, 'b': 0}, {'a': 1, 'b': 2}]
+    """
+    points = []
+    if drawn is not None:
+        at = {}
+        for s, support in supports.items():
+            value = drawn[s].reshape(support.shape[1:])
+            equal = (support == value).reshape(len(support), -1).all(-1)
+            at[s] = int(equal.to(torch.int64).argmax())
+        points.append(at)
+    first = dict.fromkeys(supports, 0)
+    last = {s: len(support) - 1 for s, support in supports.items()}
+    for indices in (first, last):
+        if all(indices != seen for seen in points):
+            points.append(indices)
+    return points
