@@ -12,9 +12,11 @@ where each step's fixed cost dominates:
   marginal off it, in log space (exact zeros stay zeros, nothing underflows);
 * :func:`log_partition_einsum` -- one ``opt_einsum`` contraction of all factors in
   probability space, each factor divided by its largest entry first (its path cached per
-  equation and shapes). Differentiable, so the marginals come from one backward pass
-  (:math:`\partial \log Z / \partial \log f_i = p(z_{S_i} \mid x)`). A result below
-  :data:`EINSUM_TINY` returns None, and the caller uses log space.
+  equation and shapes, :func:`path`). Differentiable, so the marginals come from one
+  backward pass (:math:`\partial \log Z / \partial \log f_i = p(z_{S_i} \mid x)`; the
+  parallel engine's global factors). A result below :data:`EINSUM_TINY` returns None,
+  and the caller uses log space. The factor engine follows the same path in NumPy
+  (:func:`pvae.exact.sweeps.compile_path`).
 
 Examples
 --------
@@ -35,7 +37,7 @@ from collections import OrderedDict
 
 import torch
 
-__all__ = ["EINSUM_TINY", "JOINT_MAX", "joint_marginals", "log_partition_einsum"]
+__all__ = ["EINSUM_TINY", "JOINT_MAX", "joint_marginals", "log_partition_einsum", "path"]
 
 #: The largest joint (states of all latents together) that :func:`joint_marginals` lays
 #: out whole.
@@ -45,7 +47,7 @@ JOINT_MAX = 2**14
 #: subnormal range (below 2.2e-308), by up to the product of the summed-out cardinalities.
 EINSUM_TINY = 1e-200
 
-_PATHS: OrderedDict = OrderedDict()  # (expression, largest table) by (equation, shapes)
+_PATHS: OrderedDict = OrderedDict()  # see `path`
 
 
 def joint_marginals(tables: list, latents: list, cards: dict) -> tuple[float, dict]:
@@ -87,6 +89,23 @@ def log_partition_einsum(terms: list, max_entries: int | None = None) -> torch.T
     more than ``max_entries`` entries (the caller's predicted limit): the caller then
     sums in log space.
     """
+    expr, largest, _ = path(terms)
+    if max_entries is not None and largest > max_entries:
+        return None
+    shifts = [float(t.detach().max()) if t.numel() else 0.0 for _, t in terms]
+    shifts = [m if math.isfinite(m) else 0.0 for m in shifts]
+    factors = [(t - m).exp() for (_, t), m in zip(terms, shifts, strict=True)]
+    total = expr(*factors, backend="torch")
+    if not bool(total.detach() >= EINSUM_TINY) or not bool(torch.isfinite(total.detach())):
+        return None
+    return total.log() + math.fsum(shifts)
+
+
+def path(terms: list) -> tuple:
+    """(opt_einsum's expression for ``terms``, the largest table it creates, the path as
+    ``(input subscripts, [(positions, equation)])`` for :func:`pvae.exact.sweeps.compile_path`),
+    kept for the last 64 equations and shapes (``terms`` as in :func:`log_partition_einsum`).
+    """
     import opt_einsum
 
     symbols: dict = {}
@@ -99,18 +118,10 @@ def log_partition_einsum(terms: list, max_entries: int | None = None) -> torch.T
     key = (equation, shapes)
     found = _PATHS.get(key)
     if found is None:
-        path, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="auto")
-        expr = opt_einsum.contract_expression(equation, *shapes, optimize=path)
-        found = _PATHS[key] = (expr, int(info.largest_intermediate))
+        order, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="auto")
+        expr = opt_einsum.contract_expression(equation, *shapes, optimize=order)
+        steps = [(c[0], c[2]) for c in info.contraction_list]
+        found = _PATHS[key] = (expr, int(info.largest_intermediate), (inputs, steps))
         if len(_PATHS) > 64:
             _PATHS.popitem(last=False)
-    expr, largest = found
-    if max_entries is not None and largest > max_entries:
-        return None
-    shifts = [float(t.detach().max()) if t.numel() else 0.0 for _, t in terms]
-    shifts = [m if math.isfinite(m) else 0.0 for m in shifts]
-    factors = [(t - m).exp() for (_, t), m in zip(terms, shifts, strict=True)]
-    total = expr(*factors, backend="torch")
-    if not bool(total.detach() >= EINSUM_TINY) or not bool(torch.isfinite(total.detach())):
-        return None
-    return total.log() + math.fsum(shifts)
+    return found

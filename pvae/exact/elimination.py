@@ -40,7 +40,6 @@ __all__ = [
     "TableTooLarge",
     "backtrack",
     "log_partition",
-    "log_partition_exp",
     "plan",
 ]
 
@@ -274,78 +273,6 @@ def log_partition(
     log_z = torch.zeros((), dtype=torch.float64)
     for _, t in pool.tables.values():
         log_z = log_z + t.sum()  # scalars: scopes are empty after elimination
-    return log_z
-
-
-#: A step of the probability-space pass (:func:`log_partition_exp`) whose largest entry is
-#: below this goes back to log space: products of entries this small could lose precision
-#: in float64's subnormal range.
-TINY = 1e-280
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _shift(t: torch.Tensor) -> torch.Tensor:
-    """The largest entry of ``t`` (detached), 0 where it is not finite."""
-    return t.detach().amax().nan_to_num(0.0, 0.0, 0.0) if t.numel() else t.new_zeros(())
-
-
-def log_partition_exp(
-    tables: list[tuple[tuple[str, ...], torch.Tensor]], p: Plan, cards: dict
-) -> torch.Tensor | None:
-    r"""The same :math:`\log Z` as :func:`log_partition`, each step a contraction in
-    probability space; None when that would lose precision (the caller then uses
-    :func:`log_partition`).
-
-    Every table is exponentiated after subtracting its largest log-entry, and every step
-    (the tables that mention the site, the site summed out) is one ``torch.einsum``,
-    which needs no table over the union of their scopes; its result is divided by its
-    largest entry, and the logs of all these scales are added to the result:
-
-    .. math::
-
-        \log Z = \sum_k \log m_k + \log \sum_z \prod_i \tilde f_i(z_{S_i}),
-        \qquad \max \tilde f_i = 1 .
-
-    A step whose largest entry is below :data:`TINY` (or 0: data of probability 0, or an
-    underflow) returns None. Differentiable like :func:`log_partition`.
-
-    Examples
-    --------
-    >>> f = torch.tensor([0.2, 0.8], dtype=torch.float64).log()  # p(z)
-    >>> g = torch.tensor([0.5, 0.1], dtype=torch.float64).log()  # p(x | z)
-    >>> order = plan([("z",), ("z",)], {"z": 2}, {"z": 0})
-    >>> round(float(log_partition_exp([(("z",), f), (("z",), g)], order, {"z": 2})), 12)
-    -1.714798428092
-    >>> round(math.log(0.2 * 0.5 + 0.8 * 0.1), 12)  # p(x), by hand
-    -1.714798428092
-    """
-    pool, offset = _Pool(), torch.zeros((), dtype=torch.float64)
-    for sc, t in tables:
-        m = _shift(t)
-        pool.add(sc, (t - m).exp())
-        offset = offset + m
-    for v, union in p.steps:
-        taken = pool.take(v)
-        if not taken:
-            continue
-        if len(union) > len(_LETTERS):
-            return None
-        letter = dict(zip(union, _LETTERS, strict=False))
-        operands, inputs = [], []
-        for sc, t in taken:
-            operands.append(t)
-            inputs.append("".join(letter[s] for s in sc))
-        out_scope = tuple(u for u in union if u != v)
-        equation = ",".join(inputs) + "->" + "".join(letter[s] for s in out_scope)
-        reduced = torch.einsum(equation, *operands)
-        m = reduced.detach().amax() if reduced.numel() else reduced.new_ones(())
-        if not bool(m >= TINY):
-            return None
-        pool.add(out_scope, reduced / m)
-        offset = offset + m.log()
-    log_z = offset
-    for _, t in pool.tables.values():
-        log_z = log_z + t.sum().log()  # scalars: scopes are empty after elimination
     return log_z
 
 

@@ -2,25 +2,24 @@ r"""The factor engine: exact posteriors of plate-free models with any number of 
 
 It needs no tensor dimension per site for the whole model at once (the parallel engine
 does, and torch stops at 64): each site's factor is recovered from a few enumerated runs
-(:mod:`pvae.exact.factors`) and the factors are summed out in float64, by size
-(:attr:`FactorResult.arithmetic` says which ran): the whole joint table for small models
-or one einsum for up to 60 latents (:mod:`pvae.exact.contraction`), else a weighted
+(:mod:`pvae.exact.factors`) and the factors are summed out in float64 along a weighted
 min-fill order (:mod:`pvae.exact.elimination`), whose largest table is known before
-anything is allocated, in log space or, for large orders, in probability space with one
-einsum per step. A probability-space pass that could underflow is redone in log space.
-The marginals of all latents come from the same pass (a backward pass where it is
-differentiated); :func:`log_prob_of` answers (conditional) queries by a restricted
-elimination, and :func:`decode` gives the MAP assignment or exact posterior draws by
-backtracking."""
+anything is allocated. :attr:`FactorResult.arithmetic` says how: the whole joint table for
+small models (:mod:`pvae.exact.contraction`), else a forward and a backward sweep of the
+order in probability space (:mod:`pvae.exact.sweeps`), redone in log space where that
+could lose precision. The marginals of all latents come from the same pass;
+:func:`log_prob_of` answers (conditional) queries by a restricted elimination, and
+:func:`decode` gives the MAP assignment or exact posterior draws by backtracking."""
 
 from __future__ import annotations
 
 import math
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
-from pvae.exact import contraction, elimination, factors
+from pvae.exact import contraction, elimination, factors, sweeps
 from pvae.exact.elimination import Plan
 
 __all__ = ["FactorResult", "decode", "eliminate", "log_prob_of", "marginals"]
@@ -36,7 +35,7 @@ class FactorResult(NamedTuple):
     cards: dict
     supports: dict
     marginals: dict
-    arithmetic: str  # "joint", "einsum", "probability" or "log" (see `_marginals`)
+    arithmetic: str  # "joint", "probability" or "log" (see `_marginals`)
 
 
 def _tables(f: factors.Factors, requires_grad: bool = False) -> list:
@@ -89,25 +88,30 @@ def _indicators(f: factors.Factors, assignment: dict[str, Any]) -> list | None:
     return out
 
 
-#: Total table entries of an elimination order from which the marginals pass runs in
-#: probability space (one einsum per step, no table over the union of the scopes: munin,
-#: 1.6e7 entries, 0.57 s against 0.89 s in log space); below it log space is faster
-#: (pigs, 8.8e5: 0.16 s against 0.24 s), as every step's einsum costs more to set up.
-PROBABILITY_SPACE_FROM = 2**22
-#: Up to this many latents, all factors are contracted by one opt_einsum expression
-#: (:func:`pvae.exact.contraction.log_partition_einsum`), whose pairwise tensordots
-#: beat log-space steps on the bnlearn networks up to this size.
-EINSUM_MAX_LATENTS = 60
+#: Whether the marginals pass runs in probability space first (:mod:`pvae.exact.sweeps`,
+#: NumPy); False: always in log space (torch, autograd), as it does when the
+#: probability-space pass could lose precision.
+PROBABILITY_SPACE = True
+#: Up to this many latents the probability-space sweeps follow opt_einsum's path over all
+#: factors (:func:`pvae.exact.contraction.path`), when its largest table is no larger than
+#: the elimination order's: its pairwise products beat the order's steps on the bnlearn
+#: networks (water 11 ms against 43, andes 25 against 36). Past it, finding that path
+#: costs more than a call saves (pigs 0.09 s, munin 0.5 s, and its path is too large).
+EINSUM_PATH_MAX_LATENTS = 250
+#: A probability-space marginal that sums to 1 only within more than this is redone in
+#: log space (a sign of lost precision in the backward sweep).
+SUM_TOLERANCE = 1e-9
 
 
 def _marginals(f: factors.Factors, p: Plan, cards: dict, given: dict) -> tuple:
     """(log Z restricted to ``given``, every latent's marginal given it, the arithmetic).
 
     The arithmetic, by size: the whole joint table for at most
-    :data:`pvae.exact.contraction.JOINT_MAX` joint states ("joint"); one einsum in
-    probability space up to :data:`EINSUM_MAX_LATENTS` latents ("einsum"); one einsum per
-    step for large orders (:data:`PROBABILITY_SPACE_FROM`, "probability"); else, or when a
-    probability-space pass could underflow, log space ("log").
+    :data:`pvae.exact.contraction.JOINT_MAX` joint states ("joint"); else both sweeps of
+    the elimination order in probability space ("probability", :mod:`pvae.exact.sweeps`);
+    when that could lose precision (a step's largest entry under
+    :data:`pvae.exact.sweeps.TINY`, or a marginal whose sum is off by more than
+    :data:`SUM_TOLERANCE`), log space with a backward pass ("log").
     """
     extra = _indicators(f, given)
     if extra is None:
@@ -117,33 +121,64 @@ def _marginals(f: factors.Factors, p: Plan, cards: dict, given: dict) -> tuple:
         tables = [(fac.scope, fac.log_table) for fac in f.factors] + extra
         log_z, margs = contraction.joint_marginals(tables, latents, cards)
         return log_z, margs, "joint"
+    own = {fac.site: i for i, fac in enumerate(f.factors) if fac.site in f.supports}
+    if PROBABILITY_SPACE:
+        found = _probability_space(f, own, p, cards, extra)
+        if found is not None:
+            return found[0], found[1], "probability"
     with torch.enable_grad():
         tables = _tables(f, requires_grad=True)
-        log_z, arithmetic = None, "log"
-        if len(latents) <= EINSUM_MAX_LATENTS:
-            # no table beyond the order's largest, which max_table has been checked against
-            log_z = contraction.log_partition_einsum(tables + extra, max_entries=p.largest)
-            arithmetic = "einsum"
-        elif p.total >= PROBABILITY_SPACE_FROM:
-            log_z, arithmetic = (
-                elimination.log_partition_exp(tables + extra, p, cards),
-                "probability",
-            )
-        if log_z is None:
-            log_z, arithmetic = elimination.log_partition(tables + extra, p, cards), "log"
+        log_z = elimination.log_partition(tables + extra, p, cards)
         value = float(log_z.detach())
         if not math.isfinite(value):
-            return value, {}, arithmetic
-        own = {fac.site: i for i, fac in enumerate(f.factors) if fac.site in f.supports}
+            return value, {}, "log"
         grads = torch.autograd.grad(log_z, [tables[own[s]][1] for s in latents])
     margs = {}
     for s, g in zip(latents, grads, strict=True):
-        scope = f.factors[own[s]].scope
-        axis = scope.index(s)
-        dims = [d for d in range(len(scope)) if d != axis]
-        m = g.sum(dims) if dims else g
-        margs[s] = m.detach().clamp_min(0.0)
-    return value, margs, arithmetic
+        axis = f.factors[own[s]].scope.index(s)
+        others = _others(g.dim(), axis)
+        margs[s] = (g.sum(others) if others else g).detach().clamp_min(0.0)
+    return value, margs, "log"
+
+
+def _probability_space(f: factors.Factors, own: dict, p: Plan, cards: dict, extra: list):
+    """(log Z, the marginals) from :mod:`pvae.exact.sweeps`, or None (see `_marginals`)."""
+    terms = [(fac.scope, fac.log_table) for fac in f.factors] + extra
+    program = None
+    if len(f.latents) <= EINSUM_PATH_MAX_LATENTS:
+        _, largest, (subscripts, steps) = contraction.path(terms)
+        if largest <= p.largest:  # no table beyond the order's, checked against max_table
+            shapes = [tuple(t.shape) for _, t in terms]
+            program = sweeps.compile_path(subscripts, steps, shapes)
+    if program is None:
+        program = sweeps.compile_plan([sc for sc, _ in terms], p.steps, cards)
+    if program is None:
+        return None
+    logs = [t.detach().cpu().numpy() for _, t in terms]
+    shifts = [float(a.max()) if a.size else 0.0 for a in logs]
+    shifts = [m if math.isfinite(m) else 0.0 for m in shifts]
+    found = sweeps.run(program, [np.exp(a - m) for a, m in zip(logs, shifts, strict=True)])
+    if found is None:
+        return None
+    log_z, outside = found
+    margs = {}
+    for s in f.latents:
+        i = own[s]
+        m = _onto(np.exp(logs[i] - shifts[i]) * outside[i], f.factors[i].scope.index(s))
+        if not abs(m.sum() - 1.0) <= SUM_TOLERANCE:
+            return None
+        margs[s] = torch.from_numpy(m).to(f.factors[i].log_table.device)
+    return log_z + math.fsum(shifts), margs
+
+
+def _onto(table: np.ndarray, axis: int) -> np.ndarray:
+    """``table`` summed onto one axis."""
+    others = _others(table.ndim, axis)
+    return table.sum(others) if others else table
+
+
+def _others(ndim: int, axis: int) -> tuple:
+    return tuple(a for a in range(ndim) if a != axis)
 
 
 def marginals(result: FactorResult, given: dict) -> dict:

@@ -39,7 +39,7 @@ import torch
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import site_is_subsample
 
-from pvae.exact import runs, scopes
+from pvae.exact import categorical, runs, scopes
 from pvae.exact.sites import common_scale, is_deterministic
 
 __all__ = ["MAX_DIMS", "ControlFlow", "Factor", "Factors", "check", "recover", "unsupported"]
@@ -183,8 +183,12 @@ def _assemble(latents, supports, ordered, found, count, max_table) -> Factors:
     factors, scales, free = [], {}, [0.0, 0.0]  # free: scaled and unscaled
     dtype = next(iter(found.values())).dtype if found else torch.float64
     with runs.quiet(dtype):
+        fast = [n for n in ordered if categorical.fast(n, found[n], supports)]
+        categorical.validate(fast, found)
+        fast_set = set(fast)
         for name, sc in ordered.items():
-            factor = _checked_read(name, sc, found[name], supports, max_table, free)
+            read = _read_probs if name in fast_set else _read
+            factor = _checked_read(read, name, sc, found[name], supports, max_table, free)
             if factor is not None:
                 scales[name] = found[name].sites[name]["scale"]
                 factors.append(factor)
@@ -199,11 +203,12 @@ def _assemble(latents, supports, ordered, found, count, max_table) -> Factors:
     )
 
 
-def _checked_read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: list):
-    """:func:`_read`, with a failure to score the enumerated values as :class:`ControlFlow`
-    (e.g. a shape that broadcasts only for one value)."""
+def _checked_read(read, name: str, sc: tuple, r: runs.Run, supports, max_table, free):
+    """``read`` (:func:`_read` or :func:`_read_probs`), with a failure to score the
+    enumerated values as :class:`ControlFlow` (e.g. a shape that broadcasts only for one
+    value)."""
     try:
-        return _read(name, sc, r, supports, max_table, free)
+        return read(name, sc, r, supports, max_table, free)
     except (RuntimeError, IndexError, TypeError) as err:
         if isinstance(err, RuntimeError) and "alloc" in str(err).lower():
             raise
@@ -213,9 +218,9 @@ def _checked_read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, f
         ) from err
 
 
-def _read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: list):
-    """Site ``name``'s factor from run ``r``; None for an observation free of every latent
-    (its log-density is added to ``free`` instead)."""
+def _refuse(name: str, r: runs.Run, supports, max_table: int) -> None:
+    """Refuse a site whose own table is too large, or whose distribution varies along its
+    own enumerated values."""
     msg = r.sites[name]
     size = msg["fn"].batch_shape.numel() * (supports[name].shape[0] if name in supports else 1)
     if size > max_table:
@@ -225,13 +230,26 @@ def _read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: lis
             "enumeration cannot take this model at this size; approximate the posterior "
             "with a guide and SVI (`pvae.fit`)."
         )
-    if name in r.dims and name in r.scope_of_batch(name):
+    if name in r.dims and r.varies_along(name, r.dims[name]):
         raise ControlFlow(
             f"the distribution of site {name!r} varies along its own enumerated values: "
             "its parameters are computed from its own value, or an indexing expression "
             "broadcasts enumerated values against each other (index tables with "
             "pyro.ops.indexing.Vindex)"
         )
+
+
+_OUTSIDE_SCOPE = (
+    "the log-density of site {!r} varies with latent sites outside the scope the scope "
+    "runs found for it (Python control flow on sampled values)"
+)
+
+
+def _read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: list):
+    """Site ``name``'s factor from run ``r``; None for an observation free of every latent
+    (its log-density is added to ``free`` instead)."""
+    msg = r.sites[name]
+    _refuse(name, r, supports, max_table)
     r.validate(name)
     log_p = r.log_prob(name)
     if not r.direct(name) and bool(torch.isnan(log_p).any()):
@@ -245,14 +263,30 @@ def _read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: lis
         free[1] += float(term.sum())
         return None
     if _varying_dims(log_p) - {r.dims[s] for s in sc}:
-        raise ControlFlow(
-            f"the log-density of site {name!r} varies with latent sites outside the "
-            "scope the scope runs found for it (Python control flow on sampled values)"
-        )
+        raise ControlFlow(_OUTSIDE_SCOPE.format(name))
     if name not in supports:  # an observation: masked, inside the sum
         log_p = scale_and_mask(log_p, mask=msg["mask"])
-    table = _table(log_p, sc, r.dims)
-    # drop a candidate the scope runs could not rule out and the site does not depend on
+    return _kept(name, sc, _table(log_p, sc, r.dims))
+
+
+def _read_probs(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: list):
+    """:func:`_read` for a site :func:`pvae.exact.categorical.fast` takes (its parameters
+    already validated): the table read off its ``probs``."""
+    _refuse(name, r, supports, max_table)
+    table = categorical.table(name, sc, r)
+    if table is None:
+        raise ControlFlow(_OUTSIDE_SCOPE.format(name))
+    if not sc:  # an observation that depends on no latent
+        msg = r.sites[name]
+        free[0] += float(msg["scale"] * table)
+        free[1] += float(table)
+        return None
+    return _kept(name, sc, table)
+
+
+def _kept(name: str, sc: tuple, table: torch.Tensor) -> Factor:
+    """The factor, less any candidate the scope runs could not rule out and the site does
+    not depend on."""
     keep = [i for i, s in enumerate(sc) if table.shape[i] > 1 or s == name]
     if len(keep) < len(sc):
         table = table.reshape([table.shape[i] for i in keep])
@@ -262,10 +296,12 @@ def _read(name: str, sc: tuple, r: runs.Run, supports, max_table: int, free: lis
 
 def log_joint(factors: Factors, indices: dict[str, int]) -> float:
     """The unscaled log joint of the factors at one full assignment (support indices)."""
-    total = factors.free_unscaled
-    for f in factors.factors:
-        total += float(f.log_table[tuple(indices[s] for s in f.scope)])
-    return total
+    if not factors.factors:
+        return factors.free_unscaled
+    entries = torch.stack(
+        [f.log_table[tuple(indices[s] for s in f.scope)] for f in factors.factors]
+    )
+    return math.fsum([factors.free_unscaled, *entries.tolist()])
 
 
 def check(factors: Factors, log_joint_at: Any, plain: tuple[dict, float]) -> str:

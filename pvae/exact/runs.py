@@ -101,6 +101,11 @@ class Run:
         n = len(shape)
         return {s for s, d in self.dims.items() if -d <= n and shape[d] > 1}
 
+    def varies_along(self, name: str, dim: int) -> bool:
+        """Whether site ``name``'s distribution varies along (negative) dimension ``dim``."""
+        shape = self.sites[name]["fn"].batch_shape
+        return -dim <= len(shape) and shape[dim] > 1
+
     def log_prob(self, name: str) -> torch.Tensor:
         """Unscaled, unmasked ``log p(value)`` of site ``name`` (exact zeros); call it inside
         :func:`quiet`."""
@@ -216,14 +221,37 @@ def from_trace(trace, dtype) -> Run:
 def log_joint(r: Run) -> float:
     """The unscaled log joint of a run with nothing enumerated (:mod:`pvae.exact.sites`):
     each latent's own log-density unmasked, each observation's masked."""
-    terms = []
+    terms, probs = [], []  # log-densities; probabilities of one-value Categoricals
     with quiet(r.dtype):
         for name, msg in r.sites.items():
+            k = _one_value(r, name)
+            if k is not None:
+                probs.append(msg["fn"].probs[k])
+                continue
             log_p = r.log_prob(name)
             if msg["is_observed"]:
                 log_p = scale_and_mask(log_p, mask=msg["mask"])
             terms.append(log_p.reshape(-1).to(torch.float64))
+        if probs:
+            terms.append(torch.stack(probs).to(torch.float64).log())
     return float(torch.cat(terms).sum()) if terms else 0.0
+
+
+def _one_value(r: Run, name: str) -> int | None:
+    """The value ``k`` of site ``name`` if it is a Categorical given by 1-D ``probs`` at one
+    value in its support (unmasked, if observed): its log-density is ``probs[k].log()``."""
+    msg = r.sites[name]
+    fn, value = msg["fn"], msg["value"]
+    if (
+        not isinstance(fn, torch.distributions.Categorical)
+        or (msg["is_observed"] and msg["mask"] is not None)
+        or not r.direct(name)
+        or fn.probs.dim() != 1
+        or value.dim() != 0
+    ):
+        return None
+    k = int(value)
+    return k if k == value and 0 <= k < fn.probs.shape[0] else None
 
 
 def log_joint_at(model, args, kwargs, assignment: dict, dtype) -> float:
@@ -255,15 +283,20 @@ def check_points(supports: dict, drawn: dict | None) -> list[dict[str, int]]:
     """
     points = []
     if drawn is not None:
-        at = {}
-        for s, support in supports.items():
-            value = drawn[s].reshape(support.shape[1:])
-            equal = (support == value).reshape(len(support), -1).all(-1)
-            at[s] = int(equal.to(torch.int64).argmax())
-        points.append(at)
+        points.append({s: _index_of(support, drawn[s]) for s, support in supports.items()})
     first = dict.fromkeys(supports, 0)
     last = {s: len(support) - 1 for s, support in supports.items()}
     for indices in (first, last):
         if all(indices != seen for seen in points):
             points.append(indices)
     return points
+
+
+def _index_of(support: torch.Tensor, value: torch.Tensor) -> int:
+    """The index of ``value`` in ``support`` (``[K, *event]``); 0 if it is not there."""
+    if support.dim() == 1 and value.numel() == 1:  # scalar values: compare numbers
+        v = value.item()
+        return next((i for i, u in enumerate(support.tolist()) if u == v), 0)
+    value = value.reshape(support.shape[1:])
+    equal = (support == value).reshape(len(support), -1).all(-1)
+    return int(equal.to(torch.int64).argmax())

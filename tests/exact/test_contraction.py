@@ -1,4 +1,4 @@
-"""The factor engine's four arithmetics give Pyro's answer; underflow goes to log space."""
+"""The factor engine's three arithmetics give Pyro's answer; underflow goes to log space."""
 
 import math
 
@@ -44,24 +44,29 @@ def pyro_answer(model):
     return log_z, elbo.compute_marginals(enum, lambda: None)
 
 
-FORCED = {  # arithmetic -> (JOINT_MAX, EINSUM_MAX_LATENTS, PROBABILITY_SPACE_FROM)
-    "joint": (2**20, 0, 2**60),
-    "einsum": (0, 60, 2**60),
-    "probability": (0, 0, 0),
-    "log": (0, 0, 2**60),
+FORCED = {  # arithmetic -> (JOINT_MAX, PROBABILITY_SPACE, EINSUM_PATH_MAX_LATENTS)
+    "joint": (2**20, True, 250),
+    "probability": (0, True, 250),  # sweeps along opt_einsum's path
+    "probability by the order": (0, True, 0),  # sweeps along the min-fill order
+    "log": (0, False, 250),
 }
+
+
+def force(monkeypatch, arithmetic: str) -> str:
+    joint, prob, path = FORCED[arithmetic]
+    monkeypatch.setattr(contraction, "JOINT_MAX", joint)
+    monkeypatch.setattr(factored, "PROBABILITY_SPACE", prob)
+    monkeypatch.setattr(factored, "EINSUM_PATH_MAX_LATENTS", path)
+    return arithmetic.split()[0]  # the name the result records
 
 
 @pytest.mark.parametrize("arithmetic", list(FORCED))
 @pytest.mark.parametrize("seed", [0, 1])
 def test_each_arithmetic_gives_pyros_evidence_and_marginals(monkeypatch, arithmetic, seed):
-    joint, einsum, prob = FORCED[arithmetic]
-    monkeypatch.setattr(contraction, "JOINT_MAX", joint)
-    monkeypatch.setattr(factored, "EINSUM_MAX_LATENTS", einsum)
-    monkeypatch.setattr(factored, "PROBABILITY_SPACE_FROM", prob)
+    recorded = force(monkeypatch, arithmetic)
     model, latent = network(seed)
     post = enumerate_posterior(model)
-    assert post.method == "factor" and post._factored.arithmetic == arithmetic
+    assert post.method == "factor" and post._factored.arithmetic == recorded
     log_z, margs = pyro_answer(model)
     assert post.log_evidence == pytest.approx(log_z, abs=1e-12)
     for i in range(latent):
@@ -76,26 +81,56 @@ def test_each_arithmetic_gives_pyros_evidence_and_marginals(monkeypatch, arithme
     torch.testing.assert_close(cond, torch.tensor(ratio, dtype=F64), atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("arithmetic", ["joint", "einsum"])
+@pytest.mark.parametrize("arithmetic", ["joint", "probability"])
 def test_evidence_of_1e_minus_300_is_exact_or_sent_to_log_space(monkeypatch, arithmetic):
-    """y is one of three labels and each observation favours another by 1e150: p(x) =
-    1e-300. The whole joint is summed in log space and is exact; one einsum in probability
-    space would be under EINSUM_TINY, so that pass is redone in log space."""
-    joint, einsum, prob = FORCED[arithmetic]
-    monkeypatch.setattr(contraction, "JOINT_MAX", joint)
-    monkeypatch.setattr(factored, "EINSUM_MAX_LATENTS", einsum)
-    like = torch.full((3, 3), 1e-150, dtype=F64).fill_diagonal_(1.0)
+    """y is one of two labels and each of two observations rules out the other to 1e-300:
+    p(x) = 1/2 (1 * 1e-300) + 1/2 (1e-300 * 1) = 1e-300. The whole joint is summed in log
+    space and is exact; in probability space, eliminating y multiplies two tables whose
+    maxima do not line up, a product of 1e-300 at both values, under ``sweeps.TINY``, so
+    that pass is redone in log space."""
+    force(monkeypatch, arithmetic)
+    like = torch.tensor([[1.0, 1e-300], [1e-300, 1.0]], dtype=F64)  # p(x_j = 1 | y)
 
     def model():
-        y = pyro.sample("y", dist.Categorical(torch.full((3,), 1 / 3, dtype=F64)))
-        for j in range(3):
+        y = pyro.sample("y", dist.Categorical(torch.full((2,), 0.5, dtype=F64)))
+        for j in range(2):
             pyro.sample(f"x{j}", dist.Bernoulli(like[j][y]), obs=torch.tensor(1.0, dtype=F64))
 
     post = enumerate_posterior(model)
     assert post._factored.arithmetic == ("joint" if arithmetic == "joint" else "log")
     assert post.log_evidence == pytest.approx(-300 * math.log(10), rel=1e-12)
-    third = torch.full((3,), 1 / 3, dtype=F64)
-    torch.testing.assert_close(post.marginal("y"), third, atol=1e-12, rtol=0)
+    half = torch.full((2,), 0.5, dtype=F64)
+    torch.testing.assert_close(post.marginal("y"), half, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("arithmetic", ["probability", "probability by the order", "log"])
+def test_a_site_with_forty_observed_children_gives_the_closed_form(monkeypatch, arithmetic):
+    """Naive Bayes: y in {0, 1, 2} and 40 observed children, each 1 with probability
+    ``q[y]``: p(y | x) is proportional to p(y) q[y]^k (1 - q[y])^(40 - k) with k ones. One
+    step multiplies 41 tables (two at a time, each product rescaled)."""
+    force(monkeypatch, arithmetic)
+    prior = torch.tensor([0.5, 0.3, 0.2], dtype=F64)
+    q = torch.tensor([0.1, 0.5, 0.9], dtype=F64)
+    xs = [float(j % 3 == 0) for j in range(40)]
+
+    def model():
+        y = pyro.sample("y", dist.Categorical(prior))
+        z = pyro.sample("z", dist.Categorical(prior))  # two latents: no 1-site shortcut
+        for j, x in enumerate(xs):
+            p = q[y] if j % 2 else q[z]
+            pyro.sample(f"x{j}", dist.Bernoulli(p), obs=torch.tensor(x, dtype=F64))
+
+    post = enumerate_posterior(model)
+    assert post._factored.arithmetic == arithmetic.split()[0]
+    for name, parity in (("y", 1), ("z", 0)):
+        k = sum(x for j, x in enumerate(xs) if j % 2 == parity)
+        log_w = prior.log() + k * q.log() + (20 - k) * (1 - q).log()
+        torch.testing.assert_close(post.marginal(name), log_w.softmax(0), atol=1e-12, rtol=0)
+    log_p = [
+        torch.logsumexp(prior.log() + k * q.log() + (20 - k) * (1 - q).log(), 0)
+        for k in (sum(xs[1::2]), sum(xs[0::2]))
+    ]
+    assert post.log_evidence == pytest.approx(float(sum(log_p)), abs=1e-10)
 
 
 def test_joint_marginals_of_impossible_evidence_are_empty():

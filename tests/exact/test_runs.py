@@ -89,6 +89,26 @@ def test_a_parameter_invalid_at_an_undrawn_parent_value_is_refused_by_name(inval
     assert post.prob(z_5=1) == pytest.approx(1e-12, rel=1e-9)
 
 
+@pytest.mark.parametrize("row", [[0.0, 0.0], [-0.2, 1.2], [math.nan, 1.0]])
+@pytest.mark.parametrize("method", ["factor", "auto"])
+def test_a_categorical_row_invalid_at_an_undrawn_parent_value_is_refused_by_name(row, method):
+    """Categorical tables are read straight off ``probs`` and validated all at once; a row
+    that is not a probability vector, at a parent value the plain run did not draw
+    (z_1 = 1 has prior 1e-12), is still refused, naming its site."""
+    cpt = torch.tensor([[0.4, 0.6], row], dtype=F64)
+
+    def model():
+        z = pyro.sample("z_0", dist.Categorical(torch.tensor([0.5, 0.5], dtype=F64)))
+        z = pyro.sample("z_1", dist.Categorical(torch.tensor([[1.0, 1e-12], [1.0, 1e-12]],
+                                                             dtype=F64)[z]))  # fmt: skip
+        z = pyro.sample("z_2", dist.Categorical(cpt[z]))
+        pyro.sample("x", dist.Categorical(torch.tensor([[0.2, 0.8], [0.5, 0.5]], dtype=F64)[z]),
+                    obs=torch.tensor(1))  # fmt: skip
+
+    with pytest.raises(ValueError, match=r"site 'z_2'.*'probs'.*outside"):
+        enumerate_posterior(model, method=method)
+
+
 def test_an_observation_outside_its_support_is_refused():
     def model():
         z = pyro.sample("z_0", dist.Bernoulli(torch.tensor(0.5, dtype=F64)))
