@@ -109,9 +109,10 @@ def _marginals(f: factors.Factors, p: Plan, cards: dict, given: dict) -> tuple:
     The arithmetic, by size: the whole joint table for at most
     :data:`pvae.exact.contraction.JOINT_MAX` joint states ("joint"); else both sweeps of
     the elimination order in probability space ("probability", :mod:`pvae.exact.sweeps`);
-    when that could lose precision (a step's largest entry under
-    :data:`pvae.exact.sweeps.TINY`, or a marginal whose sum is off by more than
-    :data:`SUM_TOLERANCE`), log space with a backward pass ("log").
+    when that could lose precision (a nonzero entry of a factor, relative to the factor's
+    largest, or a step's largest entry under :data:`pvae.exact.sweeps.TINY`, or a
+    marginal whose sum is off by more than :data:`SUM_TOLERANCE`), log space with a
+    backward pass ("log").
     """
     extra = _indicators(f, given)
     if extra is None:
@@ -157,7 +158,10 @@ def _probability_space(f: factors.Factors, own: dict, p: Plan, cards: dict, extr
     logs = [t.detach().cpu().numpy() for _, t in terms]
     shifts = [float(a.max()) if a.size else 0.0 for a in logs]
     shifts = [m if math.isfinite(m) else 0.0 for m in shifts]
-    found = sweeps.run(program, [np.exp(a - m) for a, m in zip(logs, shifts, strict=True)])
+    tables = [np.exp(a - m) for a, m in zip(logs, shifts, strict=True)]
+    if any(_lost(e, a) for e, a in zip(tables, logs, strict=True)):
+        return None
+    found = sweeps.run(program, tables)
     if found is None:
         return None
     log_z, outside = found
@@ -169,6 +173,13 @@ def _probability_space(f: factors.Factors, own: dict, p: Plan, cards: dict, extr
             return None
         margs[s] = torch.from_numpy(m).to(f.factors[i].log_table.device)
     return log_z + math.fsum(shifts), margs
+
+
+def _lost(table: np.ndarray, log_table: np.ndarray) -> bool:
+    """Whether a nonzero entry of a factor is under :data:`pvae.exact.sweeps.TINY` once
+    rescaled (it may have lost precision, or become 0, in probability space)."""
+    small = table < sweeps.TINY
+    return bool(small.any()) and bool((small & (log_table > -math.inf)).any())
 
 
 def _onto(table: np.ndarray, axis: int) -> np.ndarray:

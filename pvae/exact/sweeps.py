@@ -1,27 +1,28 @@
 r"""Variable elimination in probability space, in NumPy: a forward and a backward sweep.
 
 Given nonnegative tables :math:`F_1, \dots, F_n` (the factors, each rescaled to largest
-entry 1) and an elimination order (:func:`pvae.exact.elimination.plan`), the **forward
-sweep** eliminates one site at a time: the tables that mention :math:`z_v` are multiplied
-and :math:`z_v` summed out, in one ``numpy.einsum``,
+entry 1) and an order of products -- an opt_einsum path (:func:`compile_path`) or an
+elimination order (:func:`compile_plan`, the tables that mention a site multiplied two at
+a time and the site summed out in the last product) -- the **forward sweep** runs the
+products, one ``numpy.einsum`` each, dividing each result by its largest entry,
 
-.. math:: T_k = \frac{1}{m_k} \sum_{z_v} \prod_{j \ni v} T_j, \qquad m_k = \max \Big(
-   \sum_{z_v} \prod_{j \ni v} T_j \Big),
+.. math:: T_k = \frac{1}{m_k} \sum_{\text{summed out}} T_a T_b, \qquad
+   m_k = \max \sum_{\text{summed out}} T_a T_b,
 
-each result divided by its largest entry :math:`m_k`, so that
-:math:`\log Z = \sum_k \log m_k + \log \tilde Z` with :math:`\tilde Z` the product of the
-scalars left at the end. The **backward sweep** walks the steps in reverse and hands every
-table :math:`T` its outside table :math:`G = \partial \tilde Z / \partial T`: for an operand
-:math:`T_i` of step :math:`k`, :math:`G_i = \frac{1}{m_k} \sum G_k \prod_{j \ne i} T_j`,
-broadcast along any axis of :math:`T_i` that no other table of the step carries. Then
+so that :math:`\log Z = \sum_k \log m_k + \log \tilde Z` with :math:`\tilde Z` the
+product of the scalars left at the end. The **backward sweep** walks the products in
+reverse and hands every table :math:`T` its outside table
+:math:`G = \partial \log \tilde Z / \partial T`: for an operand :math:`T_a` of product
+:math:`k`, :math:`G_a = \frac{1}{m_k} \sum G_k T_b`, broadcast along any axis of
+:math:`T_a` that neither :math:`T_b` nor :math:`T_k` carries. Then
 
-.. math:: p(z_{S_i} \mid x) = F_i(z_{S_i}) \, G_i(z_{S_i}) \big/ \tilde Z,
+.. math:: p(z_{S_i} \mid x) = F_i(z_{S_i}) \, G_i(z_{S_i}),
 
 the posterior over every factor's scope, as from a backward pass through the elimination
 (:func:`pvae.exact.elimination.log_partition`) but without autograd or torch's fixed cost
-per operation, which on the tables of a Bayesian network is most of the work. No table
-beyond the order's own is created (``numpy.einsum`` multiplies and sums in one loop; a
-large step goes to BLAS pairwise, each intermediate within the step's union scope).
+per operation, which on the tables of a Bayesian network is most of the work. Every
+intermediate table lies within one elimination step's union scope (or the path's largest
+table), and a large product goes to BLAS.
 
 Examples
 --------

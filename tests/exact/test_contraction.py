@@ -133,6 +133,35 @@ def test_a_site_with_forty_observed_children_gives_the_closed_form(monkeypatch, 
     assert post.log_evidence == pytest.approx(float(sum(log_p)), abs=1e-10)
 
 
+def test_a_factor_entry_lost_in_probability_space_sends_the_pass_to_log_space(monkeypatch):
+    """z_1 copies itself down a chain of five Bernoulli sites; x_1 makes z_1 = 1 cost 800
+    nats (below e^-745 an entry of its factor is 0 once exponentiated) and each later x_k
+    makes z_k = 0 cost 1 nat. Only the paths all-0 and all-1 have prior mass: p(x) is
+    their sum, by hand; the pass runs in log space."""
+    force(monkeypatch, "probability")
+    c1, c, n = 800.0, 1.0, 5
+
+    def model():
+        z = pyro.sample("z1", dist.Bernoulli(torch.tensor(0.5, dtype=F64)))
+        zero = torch.tensor(0.0, dtype=F64)
+        pyro.sample("x1", dist.Normal(z * math.sqrt(2 * c1), 1.0), obs=zero)
+        for k in range(2, n + 1):
+            z = pyro.sample(f"z{k}", dist.Bernoulli(z))
+            pyro.sample(f"x{k}", dist.Normal((1 - z) * math.sqrt(2 * c), 1.0), obs=zero)
+
+    post = enumerate_posterior(model)
+    assert post._factored.arithmetic == "log"
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    all_0 = math.log(0.5) - (n - 1) * c - n * half_log_2pi
+    all_1 = math.log(0.5) - c1 - n * half_log_2pi
+    log_z = max(all_0, all_1) + math.log1p(math.exp(-abs(all_0 - all_1)))
+    assert post.log_evidence == pytest.approx(log_z, abs=1e-10)
+    p1 = math.exp(all_1 - log_z)
+    for k in range(1, n + 1):
+        expected = torch.tensor([1 - p1, p1], dtype=F64)
+        torch.testing.assert_close(post.marginal(f"z{k}"), expected, atol=1e-12, rtol=0)
+
+
 def test_joint_marginals_of_impossible_evidence_are_empty():
     zero = torch.tensor([-math.inf, -math.inf], dtype=F64)
     log_z, margs = contraction.joint_marginals([(("z",), zero)], ["z"], {"z": 2})
