@@ -64,6 +64,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from pyro.distributions.util import scale_and_mask
 
 from pvae import _checks
 from pvae._traces import max_plate_nesting
@@ -273,6 +274,8 @@ def _parallel(model, args, kwargs, plain, latents, dtype, method):
         if method == "parallel":
             raise ValueError(f"The parallel engine gives wrong numbers for this model: {why}.")
         return None, why
+    if result.log_evidence == -math.inf:  # an observation that depends on no latent
+        raise impossible_evidence([])
     post = ExactPosterior(
         sites=tuple(latents),
         log_evidence=result.log_evidence,
@@ -324,6 +327,18 @@ def _factor(model, args, kwargs, plain, latents, dtype, max_table, method):
         if method == "factor":
             raise ValueError(f"The factor engine gives wrong numbers for this model: {why}.")
         return None, why
+    if result.factors.free_unscaled == -math.inf:  # an observation that depends on no latent
+        kept = {f.site for f in result.factors.factors}
+        r = runs.from_trace(plain, dtype)
+        with runs.quiet(dtype):
+            free = [
+                n
+                for n, msg in r.sites.items()
+                if msg["is_observed"]
+                and n not in kept
+                and bool((_masked(r, n) == -math.inf).any())
+            ]
+        raise impossible_evidence(free)
     post = ExactPosterior(
         sites=tuple(latents),
         log_evidence=result.log_evidence,
@@ -338,3 +353,7 @@ def _factor(model, args, kwargs, plain, latents, dtype, max_table, method):
         _dtype=dtype,
     )
     return post, ""
+
+
+def _masked(r: runs.Run, name: str) -> torch.Tensor:
+    return scale_and_mask(r.log_prob(name), mask=r.sites[name]["mask"])

@@ -144,3 +144,19 @@ def test_an_invalid_observation_scale_is_named_by_the_factor_engine():
 
     with pytest.raises(ValueError, match=r"site 'x'.*'scale'.*GreaterThan"):
         enumerate_posterior(model)
+
+
+@pytest.mark.parametrize("method", ["auto", "factor", "parallel", "sequential"])
+def test_an_impossible_observation_that_depends_on_no_latent_is_refused(method):
+    """x has probability 0 whatever z is: p(x) = 0 and the posterior is undefined, as the
+    sequential engine always said; the vectorized engines returned log p(x) = -inf beside
+    a posterior given y alone."""
+
+    def model():
+        z = pyro.sample("z", dist.Categorical(torch.tensor([0.3, 0.7], dtype=F64)))
+        one = torch.tensor(1.0, dtype=F64)
+        pyro.sample("y", dist.Bernoulli(torch.tensor([0.2, 0.9], dtype=F64)[z]), obs=one)
+        pyro.sample("x", dist.Bernoulli(torch.tensor(0.0, dtype=F64)), obs=one)
+
+    with pytest.raises(ValueError, match=r"evidence p\(x\) is 0"):
+        enumerate_posterior(model, method=method)
