@@ -60,7 +60,21 @@ def validate(names: list, found: dict) -> None:
 
 def table(name: str, sc: tuple, r: runs.Run) -> torch.Tensor | None:
     """Site ``name``'s log-table over ``sc`` (scope order, float64) from run ``r``; None
-    if it varies along a dimension outside ``sc``."""
+    if it varies along a dimension outside ``sc``.
+
+    Examples
+    --------
+    >>> import pyro, pyro.distributions as dist
+    >>> cpt = torch.tensor([[0.9, 0.1], [0.3, 0.7]], dtype=torch.float64)  # p(b | a)
+    >>> def model():
+    ...     a = pyro.sample("a", dist.Categorical(torch.tensor([0.5, 0.5], dtype=cpt.dtype)))
+    ...     pyro.sample("b", dist.Categorical(cpt[a]))
+    >>> supports = {s: torch.arange(2) for s in "ab"}
+    >>> r = runs.run(model, (), {}, {"a": -1, "b": -2}, supports, {}, torch.float64)
+    >>> table("b", ("a", "b"), r).exp()  # rows: a; columns: b
+    tensor([[0.9000, 0.1000],
+            [0.3000, 0.7000]], dtype=torch.float64)
+    """
     msg = r.sites[name]
     probs = msg["fn"].probs
     n = probs.dim() - 1  # batch dimensions

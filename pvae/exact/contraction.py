@@ -105,6 +105,13 @@ def path(terms: list) -> tuple:
     """(opt_einsum's expression for ``terms``, the largest table it creates, the path as
     ``(input subscripts, [(positions, equation)])`` for :func:`pvae.exact.sweeps.compile_path`),
     kept for the last 64 equations and shapes (``terms`` as in :func:`log_partition_einsum`).
+
+    Examples
+    --------
+    >>> chain = [(("a", "b"), torch.zeros(2, 3)), (("b", "c"), torch.zeros(3, 4))]
+    >>> _, largest, (subscripts, steps) = path(chain)
+    >>> subscripts, largest  # one letter per variable; the largest intermediate table
+    (['ab', 'bc'], 1)
     """
     import opt_einsum
 

@@ -168,7 +168,7 @@ def _probability_space(f: factors.Factors, own: dict, p: Plan, cards: dict, extr
     margs = {}
     for s in f.latents:
         i = own[s]
-        m = _onto(np.exp(logs[i] - shifts[i]) * outside[i], f.factors[i].scope.index(s))
+        m = _onto(tables[i] * outside[i], f.factors[i].scope.index(s))
         if not abs(m.sum() - 1.0) <= SUM_TOLERANCE:
             return None
         margs[s] = torch.from_numpy(m).to(f.factors[i].log_table.device)

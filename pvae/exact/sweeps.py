@@ -85,7 +85,16 @@ def compile_plan(scopes: list, steps, cards: dict) -> Program | None:
 def compile_path(subscripts: list[str], steps: list, shapes: list) -> Program | None:
     """Both sweeps along an opt_einsum path: ``steps`` are its ``(positions, equation)``
     pairs (each pops the operands at ``positions``, in that order, and appends the result
-    of ``equation``), ``subscripts`` the letters of each input table of ``shapes``."""
+    of ``equation``), ``subscripts`` the letters of each input table of ``shapes``.
+
+    Examples
+    --------
+    >>> prior, lik = np.array([0.2, 0.8]), np.array([0.5, 0.1])  # p(z), p(x | z)
+    >>> program = compile_path(["z", "z"], [((1, 0), "z,z->")], [(2,), (2,)])
+    >>> log_z, outside = run(program, [prior, lik])
+    >>> round(math.exp(log_z), 12), (lik * outside[1]).round(4)  # p(x) = 0.18; p(z | x)
+    (0.18, array([0.5556, 0.4444]))
+    """
     key = ("path", tuple(subscripts), tuple(map(tuple, steps)), tuple(map(tuple, shapes)))
     return _kept(key, lambda: _compile_path(subscripts, steps, shapes))
 
