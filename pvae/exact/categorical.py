@@ -15,6 +15,9 @@ checked on its own, so the error names it.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from pvae.exact import runs
@@ -44,23 +47,27 @@ def validate(names: list, found: dict) -> None:
     names the site) if it fails. An observed value is checked against the support."""
     if not names:
         return
-    tensors = [found[n].sites[n]["fn"].probs for n in names]
-    low = torch.cat([t.reshape(-1) for t in tensors]).min()
-    sums = torch.cat([t.sum(-1).reshape(-1) for t in tensors])
-    ok = bool(low >= 0) and bool(((sums - 1).abs() < SIMPLEX_ATOL).all())
-    for n in names:
+    arrays = [_array(found[n].sites[n]["fn"].probs) for n in names]
+    low = np.concatenate([a.reshape(-1) for a in arrays]).min(initial=0.0)
+    sums = np.concatenate([a.sum(-1).reshape(-1) for a in arrays])
+    ok = bool(low >= 0) and bool((np.abs(sums - 1) < SIMPLEX_ATOL).all())
+    for n, a in zip(names, arrays, strict=True):
         msg = found[n].sites[n]
         if msg["is_observed"]:
-            value, k = msg["value"], msg["fn"].probs.shape[-1]
-            ok = ok and bool(value == value.floor()) and 0 <= float(value) < k
+            v = msg["value"].item()
+            ok = ok and math.isfinite(v) and v == math.floor(v) and 0 <= v < a.shape[-1]
     if not ok:
         for n in names:
             found[n].validate(n)
 
 
+def _array(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
 def table(name: str, sc: tuple, r: runs.Run) -> torch.Tensor | None:
-    """Site ``name``'s log-table over ``sc`` (scope order, float64) from run ``r``; None
-    if it varies along a dimension outside ``sc``.
+    """Site ``name``'s log-table over ``sc`` (scope order, float64, on the device of its
+    ``probs``) from run ``r``; None if it varies along a dimension outside ``sc``.
 
     Examples
     --------
@@ -77,17 +84,18 @@ def table(name: str, sc: tuple, r: runs.Run) -> torch.Tensor | None:
     """
     msg = r.sites[name]
     probs = msg["fn"].probs
-    n = probs.dim() - 1  # batch dimensions
-    parents = [s for s in sc if s != name]
-    inside = {r.dims[s] for s in parents}
     shape = probs.shape
-    if any(shape[d] > 1 for d in range(n) if d - n not in inside):
+    n = len(shape) - 1  # batch dimensions
+    inside = {r.dims[s] for s in sc if s != name}
+    if any(shape[d] > 1 and d - n not in inside for d in range(n)):
         return None
     m = max([-d for d in inside] + [n])
-    t = probs.reshape((1,) * (m - n) + tuple(shape))
+    a = _array(probs).reshape((1,) * (m - n) + tuple(shape))
     if msg["is_observed"]:
-        t = t[..., int(msg["value"])]
+        a = a[..., int(msg["value"])]
     axes = [m if s == name else m + r.dims[s] for s in sc]
     taken = set(axes)
-    t = t.permute(axes + [a for a in range(t.dim()) if a not in taken])
-    return t.reshape(t.shape[: len(axes)]).log().to(torch.float64)
+    a = a.transpose(axes + [x for x in range(a.ndim) if x not in taken])
+    with np.errstate(divide="ignore"):  # log 0 = -inf
+        log_a = np.log(a.reshape(a.shape[: len(axes)]), dtype=np.float64)
+    return torch.from_numpy(np.asarray(log_a)).to(probs.device)

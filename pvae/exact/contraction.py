@@ -8,8 +8,9 @@ that beat a step-by-step elimination (:mod:`pvae.exact.elimination`) on small mo
 where each step's fixed cost dominates:
 
 * :func:`joint_marginals` -- for a joint of at most :data:`JOINT_MAX` states, add every
-  log-table into the whole joint :math:`\log p(x, z)` and read :math:`\log Z` and every
-  marginal off it, in log space (exact zeros stay zeros, nothing underflows);
+  log-table into the whole joint :math:`\log p(x, z)` (NumPy) and read :math:`\log Z`
+  and every marginal off it, shifted by its largest entry (exact zeros stay zeros,
+  nothing underflows);
 * :func:`log_partition_einsum` -- one ``opt_einsum`` contraction of all factors in
   probability space, each factor divided by its largest entry first (its path cached per
   equation and shapes, :func:`path`). Differentiable, so the marginals come from one
@@ -35,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
+import numpy as np
 import torch
 
 __all__ = ["EINSUM_TINY", "JOINT_MAX", "joint_marginals", "log_partition_einsum", "path"]
@@ -51,28 +53,32 @@ _PATHS: OrderedDict = OrderedDict()  # see `path`
 
 
 def joint_marginals(tables: list, latents: list, cards: dict) -> tuple[float, dict]:
-    r"""(:math:`\log Z`, every latent's marginal) from the whole joint table.
+    r"""(:math:`\log Z`, every latent's marginal) from the whole joint table (NumPy).
 
     ``tables`` are ``(scope, log-table)`` pairs, each scope in ``latents``' order (the
-    axes of its table in that order). The marginals are empty when :math:`Z = 0`.
+    axes of its table in that order). With :math:`m` the joint's largest entry,
+    :math:`\log Z = m + \log \sum_z e^{\log p(x, z) - m}`. The marginals (on the
+    tables' device) are empty when :math:`Z` is 0 or not finite.
     """
     position = {s: i for i, s in enumerate(latents)}
-    shape = [cards[s] for s in latents]
-    joint = torch.zeros(shape, dtype=torch.float64)
+    joint = np.zeros([cards[s] for s in latents])
+    device = tables[0][1].device if tables else torch.device("cpu")
     for scope, table in tables:
         view = [1] * len(latents)
         for s in scope:
             view[position[s]] = cards[s]
-        joint = joint + table.detach().reshape(view)
-    log_z = float(torch.logsumexp(joint.reshape(-1), 0))
-    if not math.isfinite(log_z):
-        return log_z, {}
-    probs = (joint - log_z).exp()
+        joint = joint + table.detach().cpu().numpy().reshape(view)
+    top = float(joint.max()) if joint.size else -math.inf
+    if not math.isfinite(top):
+        return top, {}
+    probs = np.exp(joint - top)
+    total = float(probs.sum())
+    probs /= total
     margs = {}
     for i, s in enumerate(latents):
-        others = [d for d in range(len(latents)) if d != i]
-        margs[s] = probs.sum(others) if others else probs
-    return log_z, margs
+        others = tuple(d for d in range(len(latents)) if d != i)
+        margs[s] = torch.from_numpy(probs.sum(others) if others else probs).to(device)
+    return top + math.log(total), margs
 
 
 def log_partition_einsum(terms: list, max_entries: int | None = None) -> torch.Tensor | None:

@@ -221,25 +221,29 @@ def from_trace(trace, dtype) -> Run:
 def log_joint(r: Run) -> float:
     """The unscaled log joint of a run with nothing enumerated (:mod:`pvae.exact.sites`):
     each latent's own log-density unmasked, each observation's masked."""
-    terms, probs = [], []  # log-densities; probabilities of one-value Categoricals
-    with quiet(r.dtype):
-        for name, msg in r.sites.items():
-            k = _one_value(r, name)
-            if k is not None:
-                probs.append(msg["fn"].probs[k])
-                continue
-            log_p = r.log_prob(name)
-            if msg["is_observed"]:
-                log_p = scale_and_mask(log_p, mask=msg["mask"])
-            terms.append(log_p.reshape(-1).to(torch.float64))
-        if probs:
-            terms.append(torch.stack(probs).to(torch.float64).log())
-    return float(torch.cat(terms).sum()) if terms else 0.0
+    logs, rest = [], []  # Python floats (one-value Categoricals); the other sites
+    for name in r.sites:
+        p = _one_value(r, name)
+        if p is None:
+            rest.append(name)
+        else:  # log 0 = -inf; a negative or NaN probability gives NaN, as torch's log
+            logs.append(math.log(p) if p > 0 else -math.inf if p == 0 else math.nan)
+    if rest:
+        terms = []
+        with quiet(r.dtype):
+            for name in rest:
+                msg = r.sites[name]
+                log_p = r.log_prob(name)
+                if msg["is_observed"]:
+                    log_p = scale_and_mask(log_p, mask=msg["mask"])
+                terms.append(log_p.reshape(-1).to(torch.float64))
+        logs.append(float(torch.cat(terms).sum()))
+    return sum(logs, 0.0)
 
 
-def _one_value(r: Run, name: str) -> int | None:
-    """The value ``k`` of site ``name`` if it is a Categorical given by 1-D ``probs`` at one
-    value in its support (unmasked, if observed): its log-density is ``probs[k].log()``."""
+def _one_value(r: Run, name: str) -> float | None:
+    """``probs[k]`` of site ``name`` if it is a Categorical given by 1-D ``probs`` at one
+    value ``k`` in its support (unmasked, if observed): its log-density is its log."""
     msg = r.sites[name]
     fn, value = msg["fn"], msg["value"]
     if (
@@ -250,8 +254,9 @@ def _one_value(r: Run, name: str) -> int | None:
         or value.dim() != 0
     ):
         return None
-    k = int(value)
-    return k if k == value and 0 <= k < fn.probs.shape[0] else None
+    v = value.item()
+    k = int(v)
+    return float(fn.probs[k]) if k == v and 0 <= k < fn.probs.shape[0] else None
 
 
 def log_joint_at(model, args, kwargs, assignment: dict, dtype) -> float:

@@ -122,6 +122,20 @@ def test_an_observation_outside_its_support_is_refused():
         enumerate_posterior(model, method="factor")
 
 
+@pytest.mark.parametrize("value", [2.0, 1.5, -1.0, math.nan])
+def test_an_observed_categorical_value_outside_its_support_is_refused_by_name(value):
+    """A Categorical observation's table is one column of ``probs``; a value that is not
+    one of 0..K-1 (here K = 2) names no column and is refused, validation on or off."""
+
+    def model():
+        z = pyro.sample("z", dist.Categorical(torch.tensor([0.5, 0.5], dtype=F64)))
+        cpt = torch.tensor([[0.2, 0.8], [0.5, 0.5]], dtype=F64)
+        pyro.sample("x", dist.Categorical(cpt[z]), obs=torch.tensor(value, dtype=F64))
+
+    with pyro.validation_enabled(False), pytest.raises(ValueError, match=r"'x'.*support"):
+        enumerate_posterior(model, method="factor")
+
+
 @pytest.mark.parametrize("method", ["auto", "parallel", "factor"])
 def test_an_invalid_parameter_at_the_drawn_value_is_reported_as_pyro_reports_it(method):
     """The plain run skips Pyro's validation; when it fails (torch's sampler on negative
