@@ -62,7 +62,9 @@ def validate(names: list, found: dict) -> None:
 
 
 def _array(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy()
+    """``t`` in NumPy (bfloat16, which NumPy lacks, widened exactly to float32)."""
+    t = t.detach().cpu()
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
 def table(name: str, sc: tuple, r: runs.Run) -> torch.Tensor | None:

@@ -136,6 +136,23 @@ def test_an_observed_categorical_value_outside_its_support_is_refused_by_name(va
         enumerate_posterior(model, method="factor")
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_low_precision_categorical_tables_are_read_exactly(dtype):
+    """CPTs in a narrow dtype (bfloat16 too, which NumPy lacks) are read off ``probs`` and
+    logged in float64: p(x = 1) = 0.5 * 0.5 + 0.5 * 0.75 exactly, as every value here is
+    exact in every dtype."""
+
+    def model():
+        a = pyro.sample("a", dist.Categorical(torch.tensor([0.5, 0.5], dtype=dtype)))
+        cpt = torch.tensor([[0.5, 0.5], [0.25, 0.75]], dtype=dtype)
+        pyro.sample("b", dist.Categorical(cpt[a]), obs=torch.tensor(1))
+
+    post = enumerate_posterior(model)
+    assert post.method == "factor"
+    assert post.log_evidence == pytest.approx(math.log(0.625), abs=1e-15)
+    assert post.marginal("a").tolist() == pytest.approx([0.4, 0.6], abs=1e-15)
+
+
 @pytest.mark.parametrize("method", ["auto", "parallel", "factor"])
 def test_an_invalid_parameter_at_the_drawn_value_is_reported_as_pyro_reports_it(method):
     """The plain run skips Pyro's validation; when it fails (torch's sampler on negative
