@@ -46,8 +46,9 @@ __all__ = ["TINY", "Program", "compile_plan", "run"]
 #: A step whose largest entry is below this stops the sweep (:func:`run` returns None):
 #: products of entries this small could lose precision in float64's subnormal range.
 TINY = 1e-280
-#: A step that sums over more products than this goes to BLAS (``numpy.einsum``'s
-#: ``optimize=True``, ~50 us to set up); smaller ones run in einsum's own loop (~5 us).
+#: A product of two tables that sums over more products than this goes to BLAS, as one
+#: batched matrix product laid out when the program is compiled (:func:`_pair`); smaller
+#: ones run in ``numpy.einsum``'s own loop (~5 us).
 BLAS_FROM = 2**13
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -56,8 +57,8 @@ class Program(NamedTuple):
     """Both sweeps of one elimination order, every equation written out."""
 
     tables: int  # input tables; the result of forward step k is node tables + k
-    forward: list  # (operand nodes, equation, BLAS?)
-    backward: list  # (node, [(operand node, equation, BLAS?, other nodes, view or None)])
+    forward: list  # (operand nodes, equation, BLAS layout or None)
+    backward: list  # (node, [(operand node, equation, BLAS layout, other nodes, view)])
     roots: list  # the nodes left at the end (scalars)
 
 
@@ -118,7 +119,9 @@ class _Builder:
         self.subs.append(tuple(out))
         word = {i: "".join(letter[s] for s in self.subs[i]) for i in [*ids, k]}
         blas = math.prod(self.cards[u] for u in union) > BLAS_FROM
-        self.forward.append((list(ids), ",".join(word[i] for i in ids) + "->" + word[k], blas))
+        size = {letter[u]: self.cards[u] for u in union}
+        equation = ",".join(word[i] for i in ids) + "->" + word[k]
+        self.forward.append((list(ids), equation, _pair(equation, size) if blas else None))
         parts = []
         for i in ids:
             others = [j for j in ids if j != i]
@@ -128,7 +131,8 @@ class _Builder:
             view = None
             if len(keep) < len(self.subs[i]):  # constant along axes only this table has
                 view = [self.cards[s] if s in carried else 1 for s in self.subs[i]]
-            parts.append((i, equation, blas, others, view))
+            pair = _pair(equation, size) if blas else None
+            parts.append((i, equation, pair, others, view))
         self.backward.append((k, parts))
         return k
 
@@ -190,8 +194,8 @@ def run(program: Program, tables: list) -> tuple[float, list] | None:
     a step's largest entry is below :data:`TINY` (the caller then uses log space)."""
     nodes = list(tables)
     log_m = []
-    for ids, equation, blas in program.forward:
-        out = np.einsum(equation, *[nodes[k] for k in ids], optimize=blas)
+    for ids, equation, pair in program.forward:
+        out = _product(equation, pair, [nodes[k] for k in ids])
         m = float(out.max()) if out.size else 1.0
         if not m >= TINY:
             return None
@@ -207,9 +211,59 @@ def run(program: Program, tables: list) -> tuple[float, list] | None:
     step_scale = {program.tables + k: math.exp(-lm) for k, lm in enumerate(log_m)}
     for k, parts in program.backward:
         grad = outside.pop(k) * step_scale[k]
-        for i, equation, blas, others, view in parts:
-            table = np.einsum(equation, grad, *[nodes[j] for j in others], optimize=blas)
+        for i, equation, pair, others, view in parts:
+            table = _product(equation, pair, [grad, *[nodes[j] for j in others]])
             if view is not None:
                 table = np.broadcast_to(table.reshape(view), nodes[i].shape)
             outside[i] = table
     return math.fsum(log_m) + math.log(z), [outside[i] for i in range(program.tables)]
+
+
+def _pair(equation: str, size: dict) -> tuple | None:
+    """The layout of a two-table product ``equation`` (``"x,y->z"``, each letter once per
+    table) as one batched matrix product: the axes only one table has and the result
+    lacks are summed first, then ``x`` is laid out as [batch, left, summed], ``y`` as
+    [batch, summed, right], and the product [batch, left, right] put in ``z``'s order.
+    None for another number of tables (einsum's loop runs them).
+
+    Examples
+    --------
+    >>> x, y = np.arange(24.0).reshape(2, 3, 4), np.arange(10.0).reshape(2, 5)
+    >>> pair = _pair("abc,ad->db", {"a": 2, "b": 3, "c": 4, "d": 5})
+    >>> bool(np.allclose(_product("abc,ad->db", pair, [x, y]), np.einsum("abc,ad->db", x, y)))
+    True
+    """
+    inputs, out = equation.split("->")
+    operands = inputs.split(",")
+    if len(operands) != 2:
+        return None
+    x, y = operands
+    batch = [a for a in out if a in x and a in y]
+    left = [a for a in out if a in x and a not in y]
+    right = [a for a in out if a in y and a not in x]
+    summed = [a for a in x if a in y and a not in out]
+    own_x = tuple(i for i, a in enumerate(x) if a not in y and a not in out)
+    own_y = tuple(i for i, a in enumerate(y) if a not in x and a not in out)
+    rest_x = [a for i, a in enumerate(x) if i not in own_x]
+    rest_y = [a for i, a in enumerate(y) if i not in own_y]
+    n = [math.prod(size[a] for a in part) for part in (batch, left, summed, right)]
+    mid = batch + left + right
+    return (
+        (own_x, tuple(rest_x.index(a) for a in batch + left + summed)),
+        (own_y, tuple(rest_y.index(a) for a in batch + summed + right)),
+        n,
+        tuple(size[a] for a in mid),
+        tuple(mid.index(a) for a in out),
+    )
+
+
+def _product(equation: str, pair: tuple | None, tables: list) -> np.ndarray:
+    """``numpy.einsum(equation, *tables)``, by BLAS along ``pair`` (:func:`_pair`) if given."""
+    if pair is None:
+        return np.einsum(equation, *tables)
+    (own_x, perm_x), (own_y, perm_y), (nb, nl, nc, nr), shape, order = pair
+    x, y = tables
+    x = x.sum(own_x) if own_x else x
+    y = y.sum(own_y) if own_y else y
+    z = np.matmul(x.transpose(perm_x).reshape(nb, nl, nc), y.transpose(perm_y).reshape(nb, nc, nr))
+    return z.reshape(shape).transpose(order)

@@ -1,14 +1,16 @@
 """The factor engine's three arithmetics give Pyro's answer; underflow goes to log space."""
 
 import math
+from collections import OrderedDict
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
 import torch
 from pyro.infer import TraceEnum_ELBO, config_enumerate
 
-from pvae.exact import contraction, enumerate_posterior, factored
+from pvae.exact import contraction, enumerate_posterior, factored, sweeps
 
 F64 = torch.float64
 
@@ -44,19 +46,23 @@ def pyro_answer(model):
     return log_z, elbo.compute_marginals(enum, lambda: None)
 
 
-FORCED = {  # arithmetic -> (JOINT_MAX, PROBABILITY_SPACE, EINSUM_PATH_MAX_LATENTS)
-    "joint": (2**20, True, 250),
-    "probability": (0, True, 250),  # sweeps along opt_einsum's path
-    "probability by the order": (0, True, 0),  # sweeps along the min-fill order
-    "log": (0, False, 250),
+FORCED = {  # arithmetic -> (JOINT_MAX, PROBABILITY_SPACE, EINSUM_PATH_MAX_LATENTS, BLAS_FROM)
+    "joint": (2**20, True, 250, 2**13),
+    "probability": (0, True, 250, 2**13),  # sweeps along opt_einsum's path
+    "probability by the order": (0, True, 0, 2**13),  # sweeps along the min-fill order
+    "probability by BLAS": (0, True, 250, 0),  # every two-table product a matmul
+    "probability by the order by BLAS": (0, True, 0, 0),
+    "log": (0, False, 250, 2**13),
 }
 
 
 def force(monkeypatch, arithmetic: str) -> str:
-    joint, prob, path = FORCED[arithmetic]
+    joint, prob, path, blas = FORCED[arithmetic]
     monkeypatch.setattr(contraction, "JOINT_MAX", joint)
     monkeypatch.setattr(factored, "PROBABILITY_SPACE", prob)
     monkeypatch.setattr(factored, "EINSUM_PATH_MAX_LATENTS", path)
+    monkeypatch.setattr(sweeps, "BLAS_FROM", blas)
+    monkeypatch.setattr(sweeps, "_PROGRAMS", OrderedDict())  # compiled under this BLAS_FROM
     return arithmetic.split()[0]  # the name the result records
 
 
@@ -176,3 +182,24 @@ def test_an_einsum_path_larger_than_the_limit_is_refused():
     assert contraction.log_partition_einsum(cycle, max_entries=1) is None
     log_z = contraction.log_partition_einsum(cycle, max_entries=2**10)
     assert float(log_z) == pytest.approx(math.log(16.0), abs=1e-12)  # 2**4 states, each 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_two_table_product_by_blas_equals_einsum(seed):
+    """The batched matrix product a large sweep step runs (:func:`sweeps._pair`) against
+    ``numpy.einsum`` itself, on random equations with batch, left, right, summed axes and
+    axes only one table has."""
+    rng = np.random.default_rng(seed)
+    letters = list("abcdefgh")
+    rng.shuffle(letters)
+    x = "".join(sorted(letters[:5], key=lambda _: rng.random()))
+    y = "".join(sorted(letters[2:8], key=lambda _: rng.random()))
+    kept = [a for a in letters if rng.random() < 0.5 and (a in x or a in y)]
+    out = "".join(kept)
+    size = {a: int(rng.integers(1, 4)) for a in letters}
+    equation = f"{x},{y}->{out}"
+    tx = rng.random([size[a] for a in x])
+    ty = rng.random([size[a] for a in y])
+    pair = sweeps._pair(equation, size)
+    got = sweeps._product(equation, pair, [tx, ty])
+    np.testing.assert_allclose(got, np.einsum(equation, tx, ty), rtol=1e-13, atol=0)
