@@ -136,6 +136,20 @@ def test_an_observed_categorical_value_outside_its_support_is_refused_by_name(va
         enumerate_posterior(model, method="factor")
 
 
+@pytest.mark.parametrize("value", [torch.tensor(True), torch.tensor(1), torch.tensor(1.0)])
+def test_an_observed_categorical_value_of_any_dtype_reads_its_column(value):
+    """p(x = 1) = 0.5 * 0.8 + 0.5 * 0.5 whether the observation is a bool, an integer or
+    a float tensor."""
+
+    def model():
+        z = pyro.sample("z", dist.Categorical(torch.tensor([0.5, 0.5], dtype=F64)))
+        cpt = torch.tensor([[0.2, 0.8], [0.5, 0.5]], dtype=F64)
+        pyro.sample("x", dist.Categorical(cpt[z]), obs=value)
+
+    post = enumerate_posterior(model, method="factor")
+    assert post.log_evidence == pytest.approx(math.log(0.65), abs=1e-15)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 def test_low_precision_categorical_tables_are_read_exactly(dtype):
     """CPTs in a narrow dtype (bfloat16 too, which NumPy lacks) are read off ``probs`` and
